@@ -1,0 +1,127 @@
+"""Detector: opens a model file with the right backend and turns images into :class:`Result`s."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .backends import Backend
+from .errors import ModelError
+from .io import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .metadata import ModelConfig
+from .preprocess import preprocess_batch
+from .result import Result
+
+BUNDLE_SUFFIXES = (".safetensors",)
+
+
+def open_backend(path: str | os.PathLike[str], device: str = "auto") -> Backend:
+    """The backend for ``path``, chosen by its file type."""
+    name = os.fspath(path)
+    file = Path(name)
+    if not file.exists():
+        raise ModelError(f"{name}: model file not found")
+    if file.is_dir():
+        raise ModelError(f"{name}: is a directory, not a model file")
+    if file.suffix.lower() in BUNDLE_SUFFIXES:
+        from .backends.torch_backend import TorchBackend
+
+        return TorchBackend(name, device)
+    raise ModelError(
+        f"{name}: unsupported model file type {file.suffix!r}; expected a "
+        f"{'/'.join(BUNDLE_SUFFIXES)} model bundle"
+    )
+
+
+class Detector:
+    """Image perceptual artifact detector.
+
+    >>> det = Detector("model.safetensors")            # doctest: +SKIP
+    >>> det.detect("photo.jpg").label                  # doctest: +SKIP
+    'flare'
+
+    ``device`` is ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Images larger
+    than ``max_pixels`` are refused as possible decompression bombs.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        device: str = "auto",
+        batch_size: int = 8,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_path = os.fspath(model)
+        self.backend = open_backend(self.model_path, device)
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        if not self.config.trained:
+            warnings.warn(
+                f"{self.model_path}: this model is untrained "
+                f"({self.config.description or 'no description'}); its scores and masks carry "
+                "no meaning",
+                stacklevel=2,
+            )
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.backend.config
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.classes
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector({self.model_path!r}, backend={self.backend.name!r}, "
+            f"device={self.device!r}, backbone={self.config.backbone!r}, "
+            f"image_size={self.config.image_size})"
+        )
+
+    def detect(self, image: ImageInput) -> Result:
+        """Detect artifacts in one image (path, bytes, PIL image, numpy array or torch tensor)."""
+        return self.detect_batch([image], batch_size=1)[0]
+
+    def detect_batch(
+        self, images: Iterable[ImageInput], batch_size: int | None = None
+    ) -> list[Result]:
+        """Detect artifacts in many images, ``batch_size`` at a time; results keep input order.
+
+        The first bad input raises :class:`~ipad_sdk.errors.InputError` naming it (the CLI shows
+        how to skip bad inputs instead).
+        """
+        return list(self.iter_detect(images, batch_size))
+
+    def iter_detect(
+        self, images: Iterable[ImageInput], batch_size: int | None = None
+    ) -> Iterator[Result]:
+        """Like :meth:`detect_batch`, but yields results as batches finish (bounded memory)."""
+        size = batch_size or self.batch_size
+        chunk: list[tuple[object, ...]] = []
+        for image in images:
+            source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+            chunk.append((load_image(image, max_pixels=self.max_pixels), source))
+            if len(chunk) == size:
+                yield from self._run(chunk)
+                chunk = []
+        if chunk:
+            yield from self._run(chunk)
+
+    def _run(self, chunk: list[tuple[object, ...]]) -> list[Result]:
+        rgbs = [rgb for rgb, _ in chunk]
+        class_probs, pixel_probs = self.backend.run(preprocess_batch(rgbs, self.config))
+        return [
+            Result.from_probs(cp, pp, self.config, rgb.shape[:2], source)
+            for (rgb, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)
+        ]
+
+
+__all__ = ["Detector", "open_backend"]

@@ -1,0 +1,24 @@
+"""One exception hierarchy for the SDK.
+
+Every error that the SDK raises on purpose derives from :class:`IpadError`. Input and model errors
+also derive from :class:`ValueError`, so callers that only know the standard library still catch
+them; messages always start with the offending input or file.
+"""
+
+from __future__ import annotations
+
+
+class IpadError(Exception):
+    """Base class of every error raised by ipad_sdk on purpose."""
+
+
+class InputError(IpadError, ValueError):
+    """An image input is unusable: missing, not an image, truncated, too large, NaN, bad shape."""
+
+
+class ModelError(IpadError, ValueError):
+    """A model file (bundle, ONNX, engine) is missing, corrupt, foreign or inconsistent."""
+
+
+class BackendUnavailable(IpadError, ImportError):
+    """The runtime that a model file needs is not installed (e.g. torch for a bundle)."""

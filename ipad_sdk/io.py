@@ -1,0 +1,193 @@
+"""Turn any supported image input into an RGB ``uint8`` array, or raise :class:`InputError`.
+
+Accepted inputs (one place for every backend):
+
+* a path (``str`` / ``os.PathLike``) or encoded bytes of any format Pillow reads; EXIF orientation
+  is applied; animated files give their first frame;
+* a ``PIL.Image.Image`` (any mode: 1, L, P, RGB, RGBA, LA, CMYK, I;16, I, F, ...);
+* a numpy array ``HxW``, ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), dtype ``uint8``,
+  ``uint16`` or floating point in ``[0, 1]``;
+* a torch tensor ``HxW``, ``1xHxW``, ``3xHxW`` or ``4xHxW`` (channels first, torchvision style),
+  ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here).
+
+Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
+three channels; 16-bit values map to 8 bits by ``round(v / 257)``; floats by ``round(v * 255)``.
+Errors name the input and the problem: missing file, not an image, truncated data, zero size,
+more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
+values out of range, unsupported dtype or shape.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+#: Default pixel limit (width * height) for one input: 2x Pillow's own bomb warning limit, which is
+#: the size at which Pillow itself refuses to open a file. 179 MP covers every camera photo.
+DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, Any]  # noqa: UP007
+
+_INT_SCALE = {np.dtype(np.uint8): 1.0, np.dtype(np.uint16): 257.0}
+
+
+def describe(obj: Any) -> str:
+    """A short human name for ``obj`` to start error messages with."""
+    if isinstance(obj, (str, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return f"<{len(obj)} bytes>"
+    if isinstance(obj, Image.Image):
+        return f"<PIL image {obj.mode} {obj.width}x{obj.height}>"
+    if isinstance(obj, np.ndarray):
+        return f"<numpy array shape={obj.shape} dtype={obj.dtype}>"
+    if _is_torch_tensor(obj):
+        return f"<torch tensor shape={tuple(obj.shape)} dtype={obj.dtype} device={obj.device}>"
+    return f"<{type(obj).__name__}>"
+
+
+def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Return ``obj`` as a C-contiguous ``HxWx3`` RGB ``uint8`` array (see module docstring)."""
+    name = describe(obj)
+    if isinstance(obj, (str, os.PathLike)):
+        return _from_pil(_open_path(Path(obj), name, max_pixels), name, max_pixels)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _from_pil(_open_bytes(bytes(obj), name, max_pixels), name, max_pixels)
+    if isinstance(obj, Image.Image):
+        return _from_pil(obj, name, max_pixels)
+    if isinstance(obj, np.ndarray):
+        return _from_array(obj, name, max_pixels, channels_last=True)
+    if _is_torch_tensor(obj):
+        array = obj.detach().to("cpu").numpy()
+        return _from_array(array, name, max_pixels, channels_last=False)
+    raise InputError(
+        f"{name}: unsupported input type {type(obj).__name__}; expected a path, bytes, "
+        "PIL image, numpy array or torch tensor"
+    )
+
+
+def _is_torch_tensor(obj: Any) -> bool:
+    # Checked by name so that torch is never imported for non-torch inputs.
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
+
+
+def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InputError(f"{name}: image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise InputError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, above the limit of "
+            f"{max_pixels:,} (possible decompression bomb); raise max_pixels if it is genuine"
+        )
+
+
+def _open_path(path: Path, name: str, max_pixels: int) -> Image.Image:
+    if not path.exists():
+        raise InputError(f"{name}: file not found")
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: file is empty (0 bytes)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read file: {exc.strerror or exc}") from None
+    return _open_bytes(data, name, max_pixels)
+
+
+def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    if not data:
+        raise InputError(f"{name}: no data (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check below replaces Pillow's bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{name}: refused as a possible decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not an image (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{name}: cannot read image header: {exc}") from None
+    _check_size(img.width, img.height, name, max_pixels)
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise InputError(f"{name}: cannot decode image (truncated or corrupt): {detail}") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        pass  # a broken EXIF block is not worth rejecting the pixels for; keep stored orientation
+    return img
+
+
+def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    _check_size(img.width, img.height, name, max_pixels)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(img)
+        if img.mode == "I":
+            if array.size and (array.min() < 0 or array.max() > 65535):
+                raise InputError(f"{name}: 32-bit integer image has values outside 0..65535")
+            array = array.astype(np.uint16)
+        elif img.mode != "F":
+            array = array.astype(np.uint16)
+        return _from_array(array, name, max_pixels, channels_last=True)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    try:
+        rgb = img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{name}: cannot convert {img.mode} image to RGB: {exc}") from None
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def _from_array(array: np.ndarray, name: str, max_pixels: int, channels_last: bool) -> np.ndarray:
+    if array.ndim == 3 and not channels_last:
+        if array.shape[0] not in (1, 3, 4):
+            raise InputError(
+                f"{name}: expected a channels-first tensor (1, 3 or 4 x H x W), got shape "
+                f"{tuple(array.shape)}"
+            )
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        hint = ""
+        if array.ndim == 3 and array.shape[0] in (1, 3, 4) and channels_last:
+            hint = " (channels first? numpy inputs are HxWxC: use array.transpose(1, 2, 0))"
+        raise InputError(
+            f"{name}: expected an image of shape HxW, HxWx1, HxWx3 or HxWx4, got "
+            f"{tuple(array.shape)}{hint}"
+        )
+    height, width = array.shape[:2]
+    _check_size(width, height, name, max_pixels)
+    array = array[:, :, :3] if array.shape[2] == 4 else array
+    dtype = array.dtype
+    if dtype in _INT_SCALE:
+        if dtype == np.uint16:
+            array = np.round(array / 257.0)
+    elif np.issubdtype(dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InputError(f"{name}: contains NaN or infinite values")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputError(
+                f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+                "(divide 8-bit data by 255, or pass it as uint8)"
+            )
+        array = np.round(array.astype(np.float64) * 255.0)
+    else:
+        raise InputError(f"{name}: unsupported dtype {dtype}; use uint8, uint16 or float in [0, 1]")
+    array = array.astype(np.uint8, copy=False)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.ascontiguousarray(array)

@@ -1,0 +1,124 @@
+"""open_clip backbones: model configs, vision towers and full CLIP models.
+
+The SDK uses open_clip's own model registry and constructors; the only addition is
+:data:`TINY_BACKBONE`, a random-init ViT config shipped for tests and demos (~4 M parameters).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailable, ModelError
+
+TINY_BACKBONE = "IPAD-Tiny-ViT-16"
+_CONFIG_DIR = Path(__file__).parent / "configs"
+_registered = False
+
+
+def import_open_clip() -> Any:
+    """Import open_clip (and torch), registering the SDK's own model configs once."""
+    global _registered
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the PyTorch backend needs torch and open_clip ({exc}); "
+            "install them with: pip install 'ipad-sdk[torch]'"
+        ) from None
+    if not _registered:
+        open_clip.add_model_config(_CONFIG_DIR)
+        _registered = True
+    return open_clip
+
+
+def clip_config_for(
+    name: str, image_size: int | None = None, quick_gelu: bool = False
+) -> dict[str, Any]:
+    """The vision part of open_clip's config for ``name`` (``embed_dim``, ``vision_cfg``,
+    ``quick_gelu``), with the input size set to ``image_size`` when given."""
+    open_clip = import_open_clip()
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        vits = [m for m in open_clip.list_models() if m.startswith("ViT-")][:12]
+        raise ModelError(f"{name}: unknown open_clip model name (e.g. {', '.join(vits)}, ...)")
+    vision = copy.deepcopy(cfg["vision_cfg"])
+    if vision.get("timm_model_name") or not isinstance(vision.get("layers"), int):
+        raise ModelError(
+            f"{name}: only open_clip's own ViT towers are supported (not timm or ResNet towers)"
+        )
+    if image_size is not None:
+        vision["image_size"] = int(image_size)
+    return {
+        "embed_dim": int(cfg["embed_dim"]),
+        "vision_cfg": vision,
+        "quick_gelu": bool(quick_gelu or cfg.get("quick_gelu", False)),
+    }
+
+
+def check_vision_tower(visual: Any, name: str) -> None:
+    """Raise :class:`ModelError` unless ``visual`` is a plain open_clip VisionTransformer."""
+    from open_clip.transformer import VisionTransformer
+
+    if not isinstance(visual, VisionTransformer):
+        raise ModelError(f"{name}: vision tower is {type(visual).__name__}, not a ViT")
+    if visual.attn_pool is not None or visual.proj is None:
+        raise ModelError(f"{name}: ViTs with attentional pooling or no projection are unsupported")
+
+
+def vision_tower_from_config(clip_config: dict[str, Any]) -> Any:
+    """Build a random-init open_clip vision tower from a stored ``clip_config``."""
+    import_open_clip()
+    # open_clip has no public vision-only constructor; _build_vision_tower is what create_model
+    # itself calls, and building the text tower only to drop it would double load time.
+    from open_clip.model import _build_vision_tower
+
+    visual = _build_vision_tower(
+        clip_config["embed_dim"], clip_config["vision_cfg"], quick_gelu=clip_config["quick_gelu"]
+    )
+    check_vision_tower(visual, "clip_config")
+    return visual
+
+
+def _needs_quick_gelu(open_clip: Any, name: str, pretrained: str | None) -> bool:
+    if not pretrained or os.path.exists(pretrained):
+        return False
+    return bool(open_clip.get_pretrained_cfg(name, pretrained).get("quick_gelu", False))
+
+
+def create_clip(
+    name: str,
+    pretrained: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
+    quick_gelu: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """A full open_clip model (both towers, e.g. for training) and its vision ``clip_config``.
+
+    ``pretrained`` is an open_clip tag (downloads, for users online) or a local checkpoint file
+    (``.pt``/``.bin``/``.safetensors``). OpenAI tags switch QuickGELU on as their weights need.
+    Positional embeddings are resized once here when ``image_size`` differs from the config's.
+    """
+    open_clip = import_open_clip()
+    pretrained = os.fspath(pretrained) if pretrained is not None else None
+    if pretrained and not os.path.exists(pretrained):
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise ModelError(
+                f"{pretrained}: neither a local checkpoint file nor an open_clip tag for {name} "
+                f"(tags: {', '.join(tags) or 'none'})"
+            )
+    quick_gelu = quick_gelu or _needs_quick_gelu(open_clip, name, pretrained)
+    clip_config = clip_config_for(name, image_size, quick_gelu)
+    try:
+        model = open_clip.create_model(
+            name,
+            pretrained=pretrained,
+            force_image_size=clip_config["vision_cfg"]["image_size"],
+            force_quick_gelu=quick_gelu,
+        )
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+        raise ModelError(f"{pretrained or name}: cannot build/load CLIP weights: {exc}") from exc
+    check_vision_tower(model.visual, name)
+    return model, clip_config

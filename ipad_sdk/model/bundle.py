@@ -1,0 +1,85 @@
+"""The model bundle: one ``.safetensors`` file with every inference weight (backbone, adapters,
+projectors, anchors) and the :class:`~ipad_sdk.metadata.ModelConfig` in its metadata.
+
+Loading never unpickles anything; a missing, corrupt, foreign or mismatched file raises
+:class:`~ipad_sdk.errors.ModelError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..metadata import ModelConfig, bundle_metadata, read_bundle_config
+from .backbone import vision_tower_from_config
+from .network import IpadClip
+
+
+def save_bundle(
+    model: IpadClip, path: str | os.PathLike[str], config: ModelConfig | None = None
+) -> Path:
+    """Write ``model`` (and ``config``, default ``model.config``) atomically to ``path``."""
+    from safetensors.torch import save_file
+
+    config = (config or model.config).validate()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=bundle_metadata(config))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> IpadClip:
+    """Load a bundle written by :func:`save_bundle` into an eval-mode :class:`IpadClip`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    name = os.fspath(path)
+    config = read_bundle_config(name)
+    try:
+        tensors = load_file(name, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{name}: corrupt model bundle: {exc}") from None
+    # Build on the meta device (no random init of hundreds of millions of weights), then take the
+    # stored tensors as they are.
+    with torch.device("meta"):
+        model = IpadClip(vision_tower_from_config(config.clip_config), config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+            if items:
+                more = ", ..." if len(items) > 3 else ""
+                parts.append(f"{len(items)} {label} ({', '.join(items[:3])}{more})")
+        raise ModelError(f"{name}: weights do not match its config: {'; '.join(parts)}")
+    tensors = {k: v.to(expected[k].dtype) for k, v in tensors.items()}
+    model.load_state_dict(tensors, strict=True, assign=True)
+    _check_nothing_on_meta(model)
+    return model.to(device).eval()
+
+
+def _check_nothing_on_meta(model: IpadClip) -> None:
+    """Non-persistent buffers are not in the file; none may stay on the meta device."""
+    for module in model.modules():
+        for key, buf in list(module._buffers.items()):
+            if buf is not None and buf.is_meta:
+                owner = type(module).__name__
+                raise ModelError(f"bundle loader: buffer {key} of {owner} was not restored")
