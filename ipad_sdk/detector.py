@@ -15,6 +15,18 @@ from .preprocess import preprocess_batch
 from .result import Result
 
 BUNDLE_SUFFIXES = (".safetensors",)
+DEFAULT_MODEL_NAME = "ipad-default.safetensors"
+
+
+def default_model_path() -> Path:
+    """The embedded default model shipped inside the package."""
+    path = Path(__file__).parent / "weights" / DEFAULT_MODEL_NAME
+    if not path.exists():
+        raise ModelError(
+            f"{path}: this ipad-sdk build ships no embedded default model yet; pass a model "
+            "file (`ipad create-bundle model.safetensors` writes an untrained one)"
+        )
+    return path
 
 
 def open_backend(path: str | os.PathLike[str], device: str = "auto") -> Backend:
@@ -42,28 +54,29 @@ class Detector:
     >>> det.detect("photo.jpg").label                  # doctest: +SKIP
     'flare'
 
-    ``device`` is ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Images larger
+    ``model`` defaults to the embedded default model. ``device`` is ``"auto"`` (CUDA when
+    available), ``"cpu"`` or ``"cuda[:N]"``. Images larger
     than ``max_pixels`` are refused as possible decompression bombs.
     """
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
         device: str = "auto",
         batch_size: int = 8,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model_path = os.fspath(model)
+        self.model_path = os.fspath(model if model is not None else default_model_path())
         self.backend = open_backend(self.model_path, device)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         if not self.config.trained:
             warnings.warn(
-                f"{self.model_path}: this model is untrained "
-                f"({self.config.description or 'no description'}); its scores and masks carry "
-                "no meaning",
+                f"{self.model_path}: untrained model "
+                f"({self.config.description or 'no description'}); its scores and masks mean "
+                "nothing yet",
                 stacklevel=2,
             )
 
@@ -124,4 +137,4 @@ class Detector:
         ]
 
 
-__all__ = ["Detector", "open_backend"]
+__all__ = ["Detector", "default_model_path", "open_backend"]

@@ -1,0 +1,232 @@
+"""Batch detection over files and folders with per-file error records and atomic outputs.
+
+Used by ``ipad detect``. Every output file is written to a temporary name in its final folder and
+renamed into place, so an interrupted run never leaves a half-written file under a final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image
+
+from .detector import Detector
+from .errors import InputError
+from .io import load_image
+from .result import Result
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
+)
+
+
+def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
+    image files below it (by suffix, sorted, hidden entries skipped). Duplicates are dropped."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(
+                    Path(root, f)
+                    for f in sorted(files)
+                    if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+                )
+        else:
+            found.append(path)  # a missing file becomes a recorded failure, not a crash
+    unique: dict[Path, None] = {}
+    for path in found:
+        unique.setdefault(path, None)
+    return list(unique)
+
+
+def output_keys(files: Sequence[Path]) -> list[str]:
+    """Unique relative names for ``files``: their paths relative to their common folder."""
+    if not files:
+        return []
+    absolute = [f.absolute() for f in files]
+    common = os.path.commonpath([str(a.parent) for a in absolute])
+    return [a.relative_to(common).as_posix() for a in absolute]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one batch run; ``failed`` lists ``(source, message)``."""
+
+    ok: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.ok + len(self.failed)
+
+
+class RecordWriter:
+    """Writes one record per image as JSON lines or CSV to a temporary file, renamed on close."""
+
+    def __init__(self, path: Path | None, fmt: str, classes: Sequence[str]) -> None:
+        if fmt not in ("jsonl", "csv"):
+            raise ValueError(f"format must be jsonl or csv, got {fmt!r}")
+        self.fmt, self.path, self._tmp = fmt, path, None
+        if path is None:
+            self._fh: IO[str] = _StdoutProxy()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+            )
+            self._fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        self._columns = [
+            "source", "label", "is_artifact", "artifact_score",
+            *(f"score_{c}" for c in classes),
+            "width", "height", "mask_fraction", "mask", "overlay", "error_type", "error",
+        ]  # fmt: skip
+        self._csv = None
+        if fmt == "csv":
+            self._csv = csv.DictWriter(self._fh, fieldnames=self._columns, extrasaction="ignore")
+            self._csv.writeheader()
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._csv is not None:
+            flat = {k: v for k, v in record.items() if k != "scores"}
+            flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
+            self._csv.writerow(flat)
+        else:
+            self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def close(self, commit: bool) -> None:
+        """Close; rename into place when ``commit`` (else drop the temporary file)."""
+        if self.path is None:
+            return
+        self._fh.close()
+        if commit:
+            os.replace(self._tmp, self.path)
+        else:
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+class _StdoutProxy(io.TextIOBase):
+    """stdout looked up at each write (so tests capturing ``sys.stdout`` see the records)."""
+
+    def write(self, text: str) -> int:
+        import sys
+
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        import sys
+
+        sys.stdout.flush()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_batch(
+    detector: Detector,
+    files: Sequence[Path],
+    out_dir: Path | None,
+    fmt: str = "jsonl",
+    save_masks: bool = False,
+    save_overlays: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
+
+    With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
+    where ``<key>`` is the file's path relative to the inputs' common folder. Without: records to
+    stdout. ``progress(n)`` is called after every ``n`` files.
+    """
+    if (save_masks or save_overlays) and out_dir is None:
+        raise ValueError("saving masks or overlays needs an output folder")
+    results_path = out_dir / f"results.{fmt}" if out_dir is not None else None
+    writer = RecordWriter(results_path, fmt, detector.classes)
+    summary = BatchSummary()
+    committed = False
+    try:
+        for chunk in _chunks(
+            list(zip(files, output_keys(files), strict=True)), detector.batch_size
+        ):
+            loaded: list[tuple[Path, str, np.ndarray]] = []
+            records: dict[Path, dict[str, Any]] = {}
+            for path, key in chunk:
+                try:
+                    loaded.append((path, key, load_image(path, max_pixels=detector.max_pixels)))
+                except InputError as exc:
+                    records[path] = {
+                        "source": str(path),
+                        "error_type": "InputError",
+                        "error": str(exc),
+                    }
+            results = detector.detect_batch([rgb for _, _, rgb in loaded]) if loaded else []
+            for (path, key, rgb), result in zip(loaded, results, strict=True):
+                result = replace(result, source=str(path))
+                records[path] = _save_outputs(result, rgb, key, out_dir, save_masks, save_overlays)
+            for path, _ in chunk:
+                record = records[path]
+                writer.write(record)
+                if "error" in record:
+                    summary.failed.append((record["source"], record["error"]))
+                else:
+                    summary.ok += 1
+            if progress is not None:
+                progress(len(chunk))
+        committed = True
+    finally:
+        writer.close(commit=committed)
+    return summary
+
+
+def _save_outputs(
+    result: Result,
+    rgb: np.ndarray,
+    key: str,
+    out_dir: Path | None,
+    save_masks: bool,
+    save_overlays: bool,
+) -> dict[str, Any]:
+    record = result.to_dict()
+    if out_dir is not None and save_masks:
+        mask_path = out_dir / "masks" / f"{key}.png"
+        atomic_write_bytes(
+            mask_path, png_bytes(Image.fromarray(result.mask.astype(np.uint8) * 255))
+        )
+        record["mask"] = mask_path.relative_to(out_dir).as_posix()
+    if out_dir is not None and save_overlays:
+        overlay_path = out_dir / "overlays" / f"{key}.png"
+        atomic_write_bytes(overlay_path, png_bytes(result.overlay(rgb)))
+        record["overlay"] = overlay_path.relative_to(out_dir).as_posix()
+    return record

@@ -1,0 +1,163 @@
+"""The ``ipad`` command line.
+
+Exit codes: 0 every input succeeded; 1 some inputs failed (each is recorded with its error);
+2 usage or model error (bad arguments, missing/corrupt model, missing runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import IpadError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(IpadError):
+    """Arguments that cannot work together."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipad",
+        description="Image Perceptual Artifact Detection: clean / ghosting / lens flare / moire.",
+    )
+    parser.add_argument("--version", action="version", version=f"ipad-sdk {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    det = sub.add_parser("detect", help="detect artifacts in images and folders")
+    det.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
+    det.add_argument("--model", "-m", help="model file (default: the embedded default model)")
+    det.add_argument("--out", "-o", type=Path, help="output folder (default: records to stdout)")
+    det.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    det.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
+    det.add_argument("--save-overlays", action="store_true", help="write overlays/<name>.png")
+    det.add_argument("--batch-size", type=int, default=8)
+    det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+    info = sub.add_parser("info", help="print a model file's configuration")
+    info.add_argument("model")
+
+    create = sub.add_parser(
+        "create-bundle",
+        help="write an untrained model bundle (random or pretrained backbone, random anchors)",
+    )
+    create.add_argument("out", type=Path)
+    create.add_argument("--backbone", default="IPAD-Tiny-ViT-16", help="open_clip ViT name")
+    create.add_argument("--pretrained", help="open_clip tag or local CLIP checkpoint file")
+    create.add_argument("--image-size", type=int, help="input size (multiple of the patch size)")
+    create.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from .batch import discover, run_batch
+    from .detector import Detector, default_model_path
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    if (args.save_masks or args.save_overlays) and args.out is None:
+        raise UsageError("--save-masks/--save-overlays need --out DIR")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        detector = Detector(args.model or default_model_path(), args.device, args.batch_size)
+    for warning in caught if not args.quiet else ():
+        print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
+    files = discover(args.paths)
+    bar = _progress_bar(len(files), disabled=args.quiet)
+    try:
+        summary = run_batch(
+            detector, files, args.out, args.format, args.save_masks, args.save_overlays,
+            progress=bar.update if bar is not None else None,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        where = f" -> {args.out}" if args.out is not None else ""
+        print(f"{summary.ok}/{summary.total} images ok, {len(summary.failed)} failed{where}",
+              file=sys.stderr)  # fmt: skip
+        for source, error in summary.failed[:20]:
+            print(f"  failed: {error}" if error.startswith(source) else f"  {source}: {error}",
+                  file=sys.stderr)  # fmt: skip
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def _progress_bar(total: int, disabled: bool):  # -> tqdm | None
+    if disabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .metadata import read_bundle_config
+
+    config = read_bundle_config(args.model)
+    info = {
+        "file": os.fspath(args.model),
+        "bytes": os.path.getsize(args.model),
+        "sha256": _sha256(args.model),
+        "config": config.to_dict(),
+    }
+    print(json.dumps(info, indent=2))
+    return EXIT_OK
+
+
+def _cmd_create_bundle(args: argparse.Namespace) -> int:
+    from .model import build_ipad_clip, save_bundle
+
+    weights = args.pretrained or f"random (seed {args.seed})"
+    model = build_ipad_clip(
+        args.backbone,
+        pretrained=args.pretrained,
+        image_size=args.image_size,
+        seed=args.seed,
+        description=f"{args.backbone} backbone {weights}, random adapters and anchors",
+    )
+    path = save_bundle(model, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {model.config.description}")
+    return EXIT_OK
+
+
+_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "create-bundle": _cmd_create_bundle}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ipad`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except IpadError as exc:  # model, runtime and usage errors; input errors are per file
+        print(f"ipad {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `ipad info m | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"ipad {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
