@@ -43,7 +43,8 @@ SCRIPT = textwrap.dedent(
         backend_error = str(exc)
     code = main(["info", {bundle!r}])
     print(json.dumps({{
-        "shape": rgb.shape, "backbone": cfg.backbone, "label": res.label, "mask": int(res.mask.sum()),
+        "shape": rgb.shape, "backbone": cfg.backbone, "label": res.label,
+        "mask": int(res.mask.sum()),
         "backend_error": backend_error, "info_code": code,
         "heavy_loaded": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY),
     }}))
