@@ -1,0 +1,50 @@
+"""CUDA checks of the PyTorch backend (skipped, with the reason, where no GPU is visible)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible)"),
+]
+
+
+def _detector(path, device):
+    from ipad_sdk import Detector
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Detector(path, device=device)
+
+
+@pytest.fixture(scope="module")
+def vit_b16_bundle(tmp_path_factory):
+    from ipad_sdk.model import build_ipad_clip, save_bundle
+
+    model = build_ipad_clip("ViT-B-16", image_size=224, seed=0)
+    return save_bundle(model, tmp_path_factory.mktemp("b16") / "b16.safetensors")
+
+
+@pytest.mark.parametrize("bundle", ["tiny_bundle", "vit_b16_bundle"])
+def test_cuda_matches_cpu(bundle, request, rgb_image):
+    path = request.getfixturevalue(bundle)
+    cpu, gpu = _detector(path, "cpu"), _detector(path, "auto")
+    assert gpu.device == "cuda"
+    images = [rgb_image, rgb_image[::-1].copy(), np.full((90, 30, 3), 200, np.uint8)]
+    for a, b in zip(cpu.detect_batch(images), gpu.detect_batch(images), strict=True):
+        # cuDNN convolutions may use TF32 on GPU: agreement to 2e-3 in probability
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=2e-3)
+        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=2e-3)
+
+
+def test_cuda_tensor_input(tiny_bundle, rgb_image):
+    det = _detector(tiny_bundle, "cuda")
+    tensor = torch.from_numpy(rgb_image).permute(2, 0, 1).cuda()
+    a, b = det.detect(tensor), det.detect(rgb_image)
+    assert a.scores == b.scores
