@@ -59,7 +59,8 @@ def main() -> None:
     axes[2].set_title(f"label: {result.label}  ({scores})", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    fig.suptitle(f"ipad detect with {detector.config.backbone} @ {detector.config.image_size}px, {state}")
+    cfg = detector.config
+    fig.suptitle(f"ipad detect with {cfg.backbone} @ {cfg.image_size}px, {state}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")

@@ -11,10 +11,15 @@ Accepted inputs (one place for every backend):
   ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
-three channels; 16-bit values map to 8 bits by ``round(v / 257)``; floats by ``round(v * 255)``.
+three channels; 16-bit arrays and 16-bit grayscale images map to 8 bits by ``round(v / 257)``
+(16-bit RGB files are reduced to 8 bits by Pillow's decoder, which keeps the high byte); floats by
+``round(v * 255)``. A C-contiguous RGB ``uint8`` array is returned as is, not copied.
+
 Errors name the input and the problem: missing file, not an image, truncated data, zero size,
 more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
-values out of range, unsupported dtype or shape.
+values out of range, unsupported dtype or shape. Encoded files are also subject to Pillow's own
+bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``, the default ``max_pixels``): to accept larger
+files, raise both.
 """
 
 from __future__ import annotations
@@ -66,8 +71,7 @@ def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     if isinstance(obj, np.ndarray):
         return _from_array(obj, name, max_pixels, channels_last=True)
     if _is_torch_tensor(obj):
-        array = obj.detach().to("cpu").numpy()
-        return _from_array(array, name, max_pixels, channels_last=False)
+        return _from_array(_tensor_to_numpy(obj, name), name, max_pixels, channels_last=False)
     raise InputError(
         f"{name}: unsupported input type {type(obj).__name__}; expected a path, bytes, "
         "PIL image, numpy array or torch tensor"
@@ -77,6 +81,20 @@ def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
 def _is_torch_tensor(obj: Any) -> bool:
     # Checked by name so that torch is never imported for non-torch inputs.
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
+
+
+def _tensor_to_numpy(tensor: Any, name: str) -> np.ndarray:
+    tensor = tensor.detach().to("cpu")
+    if (
+        tensor.is_floating_point()
+        and tensor.element_size() < 4
+        and str(tensor.dtype) != "torch.float16"
+    ):
+        tensor = tensor.float()  # bfloat16 / float8 have no numpy dtype; float32 holds them exactly
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError) as exc:
+        raise InputError(f"{name}: unsupported tensor dtype {tensor.dtype}: {exc}") from None
 
 
 def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
@@ -112,17 +130,16 @@ def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{name}: refused as a possible decompression bomb: {exc}") from None
+        raise InputError(
+            f"{name}: refused by Pillow as a possible decompression bomb ({exc}); raise "
+            "PIL.Image.MAX_IMAGE_PIXELS and max_pixels if it is genuine"
+        ) from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: cannot read image header: {exc}") from None
     _check_size(img.width, img.height, name, max_pixels)
-    try:
-        img.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        detail = str(exc) or type(exc).__name__
-        raise InputError(f"{name}: cannot decode image (truncated or corrupt): {detail}") from None
+    _decode(img, name)
     try:
         img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError):
@@ -130,8 +147,18 @@ def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
     return img
 
 
+def _decode(img: Image.Image, name: str) -> None:
+    """Decode the pixels of a lazily opened image (a no-op once loaded)."""
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise InputError(f"{name}: cannot decode image (truncated or corrupt): {detail}") from None
+
+
 def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     _check_size(img.width, img.height, name, max_pixels)
+    _decode(img, name)
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         array = np.asarray(img)
         if img.mode == "I":
@@ -170,6 +197,8 @@ def _from_array(array: np.ndarray, name: str, max_pixels: int, channels_last: bo
         )
     height, width = array.shape[:2]
     _check_size(width, height, name, max_pixels)
+    if not array.dtype.isnative:  # e.g. big-endian '>u2' from PGM/FITS buffers
+        array = array.astype(array.dtype.newbyteorder("="))
     array = array[:, :, :3] if array.shape[2] == 4 else array
     dtype = array.dtype
     if dtype in _INT_SCALE:
