@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 
 from .detector import Detector
 from .errors import InputError
+from .fileio import atomic_write_bytes, temp_path_beside
 from .io import load_image
 from .result import Result
 
@@ -31,7 +31,8 @@ IMAGE_SUFFIXES = frozenset(
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image files below it (by suffix, sorted, hidden entries skipped). Duplicates are dropped."""
+    image files below it (by suffix, sorted, hidden entries skipped). A file reached twice (also
+    through another spelling of its path) is kept once, at its first place."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -45,32 +46,19 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
                 )
         else:
             found.append(path)  # a missing file becomes a recorded failure, not a crash
-    unique: dict[Path, None] = {}
+    unique: dict[Path, Path] = {}
     for path in found:
-        unique.setdefault(path, None)
-    return list(unique)
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def output_keys(files: Sequence[Path]) -> list[str]:
     """Unique relative names for ``files``: their paths relative to their common folder."""
     if not files:
         return []
-    absolute = [f.absolute() for f in files]
-    common = os.path.commonpath([str(a.parent) for a in absolute])
-    return [a.relative_to(common).as_posix() for a in absolute]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    absolute = [os.path.abspath(f) for f in files]
+    common = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    return [Path(os.path.relpath(a, common)).as_posix() for a in absolute]
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -101,11 +89,8 @@ class RecordWriter:
         if path is None:
             self._fh: IO[str] = _StdoutProxy()
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-            )
-            self._fh = os.fdopen(fd, "w", newline="", encoding="utf-8")
+            self._tmp = temp_path_beside(path)
+            self._fh = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._columns = [
             "source", "label", "is_artifact", "artifact_score",
             *(f"score_{c}" for c in classes),
@@ -133,7 +118,7 @@ class RecordWriter:
         if commit:
             os.replace(self._tmp, self.path)
         else:
-            Path(self._tmp).unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
 
 
 class _StdoutProxy(io.TextIOBase):

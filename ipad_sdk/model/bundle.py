@@ -7,13 +7,15 @@ Loading never unpickles anything; a missing, corrupt, foreign or mismatched file
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import struct
 from pathlib import Path
 
 import torch
 
 from ..errors import ModelError
+from ..fileio import atomic_write
 from ..metadata import ModelConfig, bundle_metadata, read_bundle_config
 from .backbone import vision_tower_from_config
 from .network import IpadClip
@@ -26,18 +28,28 @@ def save_bundle(
     from safetensors.torch import save_file
 
     config = (config or model.config).validate()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=bundle_metadata(config))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=bundle_metadata(config))
+        _sort_header_keys(tmp)
+
+    return atomic_write(Path(path), write)
+
+
+def _sort_header_keys(path: Path) -> None:
+    """Rewrite the safetensors header JSON with sorted keys, in place and at the same length.
+
+    safetensors keeps ``__metadata__`` in a hash map whose order changes from run to run; sorted
+    keys make the same model give byte-identical bundles (and the same sha256).
+    """
+    with open(path, "r+b") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(canonical) <= length:
+            fh.seek(8)
+            fh.write(canonical + b" " * (length - len(canonical)))
 
 
 def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> IpadClip:

@@ -1,0 +1,41 @@
+"""Atomic file writes: write beside the target under a temporary name, then rename over it.
+
+Temporary files are created with ``open(..., "x")`` rather than ``tempfile.mkstemp`` so that they
+(and the final files) get the usual umask permissions instead of mkstemp's owner-only 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+
+def temp_path_beside(path: Path) -> Path:
+    """A fresh hidden temporary name in ``path``'s folder (created, so it is reserved)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            with open(tmp, "xb"):
+                return tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` and rename ``tmp`` onto ``path``; on any failure remove ``tmp``."""
+    tmp = temp_path_beside(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -1,0 +1,358 @@
+"""ipad_sdk.Detector on the tiny random-init bundle, on CPU."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ipad_sdk
+from ipad_sdk import BackendUnavailable, Detector, InputError, ModelError
+
+
+def _quiet_detector(model, **kwargs) -> Detector:
+    """A Detector with the untrained-model warning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Detector(model, **kwargs)
+
+
+def _textured(height: int, width: int, seed: int) -> np.ndarray:
+    """A deterministic HxWx3 uint8 image with structure (not pure noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 7 + yy, yy * 11 + 3 * xx, (xx * yy) // 3], axis=-1) + seed * 17
+    noise = rng.integers(0, 40, size=(height, width, 3))
+    return ((base + noise) % 256).astype(np.uint8)
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _assert_same_result(a, b, atol: float = 0.0) -> None:
+    assert a.label == b.label
+    assert list(a.scores) == list(b.scores)
+    assert a.image_size == b.image_size
+    if atol == 0.0:
+        assert a.scores == b.scores
+        np.testing.assert_array_equal(a.heatmap, b.heatmap)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    else:
+        np.testing.assert_allclose(
+            [a.scores[c] for c in a.scores], [b.scores[c] for c in b.scores], atol=atol, rtol=0
+        )
+        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=atol, rtol=0)
+        np.testing.assert_allclose(a.pixel_probs, b.pixel_probs, atol=atol, rtol=0)
+
+
+# -- input forms ------------------------------------------------------------------------------
+
+
+def test_all_input_forms_give_identical_results(detector, rgb_image, tmp_path):
+    path = tmp_path / "img.png"
+    Image.fromarray(rgb_image).save(path)
+    inputs = {
+        "path_str": str(path),
+        "path_obj": path,
+        "bytes": _png_bytes(rgb_image),
+        "pil": Image.fromarray(rgb_image),
+        "numpy_uint8": rgb_image,
+        "numpy_float64": rgb_image.astype(np.float64) / 255.0,
+        "numpy_float32": (rgb_image.astype(np.float64) / 255.0).astype(np.float32),
+        "torch_uint8_chw": torch.from_numpy(rgb_image).permute(2, 0, 1).contiguous(),
+        "torch_float_chw": torch.from_numpy(rgb_image).permute(2, 0, 1).float() / 255.0,
+    }
+    reference = detector.detect(rgb_image)
+    assert reference.image_size == rgb_image.shape[:2]
+    for name, image in inputs.items():
+        result = detector.detect(image)
+        assert result.label == reference.label, name
+        assert result.scores == reference.scores, name
+        np.testing.assert_array_equal(result.heatmap, reference.heatmap, err_msg=name)
+        np.testing.assert_array_equal(result.mask, reference.mask, err_msg=name)
+        np.testing.assert_allclose(result.heatmap, reference.heatmap, atol=1e-6, rtol=0)
+
+
+def test_source_is_recorded_for_paths_only(detector, rgb_image, tmp_path):
+    path = tmp_path / "img.png"
+    Image.fromarray(rgb_image).save(path)
+    assert detector.detect(path).source == str(path)
+    assert detector.detect(str(path)).source == str(path)
+    assert detector.detect(rgb_image).source is None
+
+
+# -- batching ---------------------------------------------------------------------------------
+
+_SIZES = [(37, 91), (300, 20), (64, 64), (20, 33), (50, 50)]
+
+
+@pytest.fixture(scope="module")
+def batch_images() -> list[np.ndarray]:
+    return [_textured(h, w, seed) for seed, (h, w) in enumerate(_SIZES)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_detect_batch_matches_detect_in_order(detector, batch_images, batch_size):
+    singles = [detector.detect(img) for img in batch_images]
+    batched = detector.detect_batch(batch_images, batch_size=batch_size)
+    assert len(batched) == len(batch_images)
+    for img, single, result in zip(batch_images, singles, batched, strict=True):
+        assert result.image_size == img.shape[:2]
+        _assert_same_result(single, result, atol=1e-5)
+
+
+def test_detect_batch_uses_detector_batch_size_and_accepts_generators(tiny_bundle, batch_images):
+    det = _quiet_detector(tiny_bundle, device="cpu", batch_size=2)
+    assert det.batch_size == 2
+    singles = [det.detect(img) for img in batch_images]
+    batched = det.detect_batch(img for img in batch_images)
+    for single, result in zip(singles, batched, strict=True):
+        _assert_same_result(single, result, atol=1e-5)
+
+
+def test_detect_batch_empty(detector):
+    assert detector.detect_batch([]) == []
+    assert list(detector.iter_detect(iter(()))) == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_iter_detect_is_lazy(detector, batch_images, batch_size):
+    pulled: list[int] = []
+
+    def gen():
+        for i, img in enumerate(batch_images):
+            pulled.append(i)
+            yield img
+
+    it = detector.iter_detect(gen(), batch_size=batch_size)
+    assert pulled == []  # nothing happens before the first next()
+    n = len(batch_images)
+    seen_at: list[int] = []
+    results = []
+    for result in it:
+        seen_at.append(len(pulled))
+        results.append(result)
+    # result i is yielded once its chunk is complete (or the input ended), never later
+    expected = [min(n, (i // batch_size + 1) * batch_size) for i in range(n)]
+    assert seen_at == expected
+    assert seen_at[0] == min(batch_size, n) < n
+    for img, result in zip(batch_images, results, strict=True):
+        assert result.image_size == img.shape[:2]
+
+
+def test_iter_detect_stops_pulling_when_consumer_stops(detector, batch_images):
+    pulled: list[int] = []
+
+    def gen():
+        for i, img in enumerate(batch_images):
+            pulled.append(i)
+            yield img
+
+    it = detector.iter_detect(gen(), batch_size=2)
+    first = next(it)
+    assert first.image_size == batch_images[0].shape[:2]
+    assert len(pulled) == 2
+    it.close()
+    assert len(pulled) == 2
+
+
+# -- result invariants -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(37, 91), (300, 20), (64, 64), (1, 1), (5, 200)])
+def test_result_invariants(detector, size):
+    h, w = size
+    image = _textured(h, w, seed=h + w)
+    result = detector.detect(image)
+    assert tuple(result.scores) == detector.classes
+    assert abs(sum(result.scores.values()) - 1.0) < 1e-5
+    assert all(0.0 <= p <= 1.0 for p in result.scores.values())
+    assert result.label in detector.classes
+    assert result.artifact_score == pytest.approx(1.0 - result.scores["clean"], abs=1e-12)
+    assert result.image_size == (h, w)
+    assert result.heatmap.shape == (h, w)
+    assert result.heatmap.dtype == np.float32
+    assert np.all((result.heatmap >= 0.0) & (result.heatmap <= 1.0))
+    assert result.mask.shape == (h, w)
+    assert result.mask.dtype == np.bool_
+    if result.is_artifact:
+        np.testing.assert_array_equal(result.mask, result.heatmap >= result.pixel_threshold)
+        artifact_scores = {c: result.scores[c] for c in detector.classes[1:]}
+        assert result.label == max(artifact_scores, key=artifact_scores.get)
+        assert result.artifact_score >= result.image_threshold
+    else:
+        assert result.label == "clean"
+        assert not result.mask.any()
+    for name in detector.classes:
+        assert result.class_heatmap(name).shape == (h, w)
+    record = result.to_dict()
+    assert (record["height"], record["width"]) == (h, w)
+    assert record["mask_fraction"] == pytest.approx(float(result.mask.mean()))
+
+
+def test_outputs_equal_independent_computation(detector, tiny_bundle):
+    from ipad_sdk.model import load_bundle
+    from ipad_sdk.preprocess import preprocess_batch
+
+    images = [_textured(37, 91, 1), _textured(300, 20, 2)]
+    model = load_bundle(tiny_bundle, "cpu")
+    assert model.config == detector.config
+    batch = preprocess_batch(images, model.config)
+    assert batch.shape == (2, 3, model.config.image_size, model.config.image_size)
+    with torch.inference_mode():
+        class_probs, pixel_probs = model(torch.from_numpy(batch))
+    class_probs, pixel_probs = class_probs.numpy(), pixel_probs.numpy()
+    for i, image in enumerate(images):
+        result = detector.detect(image)
+        got = np.array([result.scores[c] for c in model.config.classes])
+        np.testing.assert_allclose(got, class_probs[i], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(result.pixel_probs, pixel_probs[i], atol=1e-5, rtol=0)
+        h, w = image.shape[:2]
+        plane = Image.fromarray(1.0 - pixel_probs[i, 0], mode="F").resize(
+            (w, h), Image.Resampling.BILINEAR
+        )
+        np.testing.assert_allclose(result.heatmap, np.asarray(plane), atol=1e-5, rtol=0)
+
+
+# -- construction and errors -------------------------------------------------------------------
+
+
+def test_untrained_bundle_warns(tiny_bundle):
+    with pytest.warns(UserWarning, match="untrained"):
+        det = Detector(tiny_bundle, device="cpu")
+    assert det.config.trained is False
+    assert det.device == "cpu"
+
+
+def test_missing_model_raises_model_error(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(ModelError, match="not found") as info:
+        Detector(missing, device="cpu")
+    assert str(missing) in str(info.value)
+
+
+def test_directory_model_raises_model_error(tmp_path):
+    folder = tmp_path / "model.safetensors"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="directory") as info:
+        Detector(folder, device="cpu")
+    assert str(folder) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.bin", "model.pt", "model"])
+def test_unknown_model_suffix_raises_model_error(tmp_path, tiny_bundle, name):
+    path = tmp_path / name
+    path.write_bytes(tiny_bundle.read_bytes())
+    with pytest.raises(ModelError) as info:
+        Detector(path, device="cpu")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("data", [b"", b"not a model", b"\x00" * 64])
+def test_corrupt_bundle_raises_model_error(tmp_path, data):
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(ModelError) as info:
+        Detector(path, device="cpu")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_gpu_raises_backend_unavailable(tiny_bundle, device):
+    with pytest.raises(BackendUnavailable):
+        _quiet_detector(tiny_bundle, device=device)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_bad_batch_size_raises_value_error(tiny_bundle, batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        _quiet_detector(tiny_bundle, device="cpu", batch_size=batch_size)
+
+
+def test_detect_missing_file_raises_input_error(detector, tmp_path):
+    missing = tmp_path / "missing.png"
+    with pytest.raises(InputError) as info:
+        detector.detect(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_detect_non_image_file_raises_input_error(detector, tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("definitely not an image")
+    with pytest.raises(InputError) as info:
+        detector.detect(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (b"garbage bytes", "<13 bytes>"),
+        (np.full((8, 8, 3), 2.0), "numpy array"),
+        (np.full((8, 8, 3), np.nan), "numpy array"),
+        (np.zeros((3, 8, 8), np.uint8)[:, :, :2], "numpy array"),
+        (np.zeros((8, 8, 3), np.int64), "numpy array"),
+        (torch.zeros(5, 8, 8), "torch tensor"),
+        (12345, "<int>"),
+    ],
+)
+def test_detect_bad_input_raises_input_error_naming_it(detector, bad, named):
+    with pytest.raises(InputError) as info:
+        detector.detect(bad)
+    assert str(info.value).startswith(ipad_sdk.io.describe(bad))
+    assert named in str(info.value)
+
+
+def test_detect_batch_bad_input_raises(detector, rgb_image, tmp_path):
+    missing = tmp_path / "gone.jpg"
+    with pytest.raises(InputError, match="gone.jpg"):
+        detector.detect_batch([rgb_image, missing, rgb_image], batch_size=2)
+
+
+_DEFAULT_WEIGHTS = Path(ipad_sdk.__file__).parent / "weights" / "ipad-default.safetensors"
+
+
+@pytest.mark.skipif(_DEFAULT_WEIGHTS.exists(), reason="an embedded default model ships")
+def test_no_default_model_raises_model_error():
+    with pytest.raises(ModelError, match="no embedded default model"):
+        Detector(device="cpu")
+
+
+@pytest.mark.skipif(not _DEFAULT_WEIGHTS.exists(), reason="no embedded default model ships")
+def test_default_model_loads():
+    det = _quiet_detector(None, device="cpu")
+    assert Path(det.model_path) == _DEFAULT_WEIGHTS
+    assert det.classes[0] == "clean"
+
+
+def test_max_pixels(tiny_bundle):
+    det = _quiet_detector(tiny_bundle, device="cpu", max_pixels=100)
+    assert det.max_pixels == 100
+    with pytest.raises(InputError, match="above the limit"):
+        det.detect(np.zeros((10, 11, 3), np.uint8))
+    with pytest.raises(InputError, match="above the limit"):
+        det.detect(_png_bytes(np.zeros((11, 10, 3), np.uint8)))
+    assert det.detect(np.zeros((10, 10, 3), np.uint8)).image_size == (10, 10)
+
+
+def test_repr_mentions_backbone(detector, tiny_bundle):
+    text = repr(detector)
+    assert "IPAD-Tiny-ViT-16" in text
+    assert detector.config.backbone in text
+    assert str(tiny_bundle) in text
+    assert "cpu" in text
+
+
+def test_classes_and_config(detector):
+    assert detector.classes == ("clean", "ghosting", "flare", "moire")
+    assert detector.config.image_size == 64
+    assert detector.config.backbone == "IPAD-Tiny-ViT-16"
