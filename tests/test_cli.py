@@ -398,8 +398,8 @@ def test_create_bundle(tmp_path, capsys):
 
 
 def test_create_bundle_same_seed_is_byte_identical(tmp_path, capsys):
-    # One pair of files differs with probability ~1/2; 12 files make a false pass ~2**-11 and
-    # save_bundle() 32 more times on one model ~2**-31, so the xfail is deterministic.
+    # safetensors writes its metadata map in a random order unless save_bundle canonicalises the
+    # header; with 12 + 32 files an unordered header would show up with certainty (~1 - 2**-42).
     from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, save_bundle
 
     digests = set()
