@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 from .backends import Backend
 from .errors import ModelError
 from .io import DEFAULT_MAX_PIXELS, ImageInput, load_image
@@ -118,7 +120,7 @@ class Detector:
     ) -> Iterator[Result]:
         """Like :meth:`detect_batch`, but yields results as batches finish (bounded memory)."""
         size = batch_size or self.batch_size
-        chunk: list[tuple[object, ...]] = []
+        chunk: list[tuple[np.ndarray, str | None]] = []
         for image in images:
             source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
             chunk.append((load_image(image, max_pixels=self.max_pixels), source))
@@ -128,7 +130,7 @@ class Detector:
         if chunk:
             yield from self._run(chunk)
 
-    def _run(self, chunk: list[tuple[object, ...]]) -> list[Result]:
+    def _run(self, chunk: list[tuple[np.ndarray, str | None]]) -> list[Result]:
         rgbs = [rgb for rgb, _ in chunk]
         class_probs, pixel_probs = self.backend.run(preprocess_batch(rgbs, self.config))
         return [

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ipad_sdk.metadata import ModelConfig
+
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -34,3 +36,19 @@ def rgb_image() -> np.ndarray:
     yy, xx = np.mgrid[0:48, 0:80]
     img = np.stack([xx * 3 % 256, yy * 5 % 256, (xx * yy) % 256], axis=-1)
     return img.astype(np.uint8)
+
+
+@pytest.fixture
+def config() -> ModelConfig:
+    """A small valid config (32 px input, patch 16, 4 blocks) for network-free tests."""
+    return ModelConfig(
+        backbone="x",
+        clip_config={
+            "embed_dim": 8,
+            "vision_cfg": {"layers": 4, "width": 16, "patch_size": 16, "image_size": 32},
+            "quick_gelu": False,
+        },
+        image_size=32,
+        feature_layers=(1, 2, 3, 4),
+        n_adapt=2,
+    ).validate()

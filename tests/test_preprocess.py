@@ -5,23 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ipad_sdk.metadata import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ModelConfig
+from ipad_sdk.metadata import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ipad_sdk.preprocess import normalize, preprocess, preprocess_batch, resize_rgb
-
-
-@pytest.fixture
-def config() -> ModelConfig:
-    return ModelConfig(
-        backbone="x",
-        clip_config={
-            "embed_dim": 8,
-            "vision_cfg": {"layers": 4, "width": 16, "patch_size": 16, "image_size": 32},
-            "quick_gelu": False,
-        },
-        image_size=32,
-        feature_layers=(1, 2, 3, 4),
-        n_adapt=2,
-    ).validate()
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -9,26 +9,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ipad_sdk import Result
-from ipad_sdk.metadata import ModelConfig
 from ipad_sdk.visualize import CLASS_COLORS
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
 S = 32  # network resolution of the test config
-
-
-@pytest.fixture
-def config() -> ModelConfig:
-    return ModelConfig(
-        backbone="x",
-        clip_config={
-            "embed_dim": 8,
-            "vision_cfg": {"layers": 4, "width": 16, "patch_size": 16, "image_size": 32},
-            "quick_gelu": False,
-        },
-        image_size=32,
-        feature_layers=(1, 2, 3, 4),
-        n_adapt=2,
-    ).validate()
 
 
 def _constant_planes(values, size=(S, S)) -> np.ndarray:
