@@ -1,0 +1,181 @@
+"""Dataset building and loading: determinism, resume, refusal, bad inputs, split leakage, loader.
+
+The build pipeline is tested with a stand-in generator (a bright square, honest mask) so these tests
+check the pipeline, not the synthesis; tests/test_synth_*.py check the real generators, and one
+end-to-end test below runs them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import train.make_dataset as make_dataset
+from ipad_sdk.metadata import DEFAULT_CLASSES
+from train.dataset import IpadDataset, assign_splits, random_flip_crop, read_manifest, split_leaks
+from train.synth.common import Sample, visible_mask
+from train.synth.scenes import procedural_scene
+
+
+def fake_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+    image = clean.copy()
+    h, w = image.shape[:2]
+    side = max(4, min(h, w) // (6 if hard else 3))
+    y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+    image[y : y + side, x : x + side] = 255
+    return Sample(image, clean, visible_mask(clean, image), label, {"square": [y, x, side]})
+
+
+@pytest.fixture
+def fake_generators(monkeypatch):
+    monkeypatch.setattr(make_dataset, "synthesize", fake_synthesize)
+
+
+@pytest.fixture
+def photo_dir(tmp_path) -> Path:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i in range(5):
+        scene = procedural_scene(48 + 8 * i, 64, np.random.default_rng(i))
+        Image.fromarray(scene).save(folder / f"photo{i}.png")
+    (folder / "SOURCES.md").write_text("# test photos\nprocedural, no licence needed\n")
+    return folder
+
+
+def _build(clean, out, *extra):
+    argv = ["--clean", str(clean), "--out", str(out), "--n-per-class", "3", "--seed", "1",
+            "--quiet", *extra]  # fmt: skip
+    return make_dataset.main(argv)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "build_log.json"
+    }
+
+
+def test_build_layout_and_records(fake_generators, photo_dir, tmp_path):
+    out = tmp_path / "ds"
+    assert _build(photo_dir, out) == 0
+    records = read_manifest(out)
+    assert len(records) == 4 + 3 * 3  # n_clean defaults to 1.5 x n_per_class
+    assert [r["label"] for r in records].count("clean") == 4
+    for rec in records:
+        image = Image.open(out / rec["image"])
+        mask = np.asarray(Image.open(out / rec["mask"]))
+        assert image.format == "JPEG" and image.size == (rec["width"], rec["height"])
+        assert mask.shape == (rec["height"], rec["width"]) and set(np.unique(mask)) <= {0, 255}
+        assert (mask.any()) == (rec["label"] != "clean")
+        assert rec["mask_fraction"] == pytest.approx((mask > 0).mean())
+        assert set(rec["params"]["camera_finish"]) == {"gamma", "noise_sigma", "jpeg_quality"}
+    assert "test photos" in (out / "SOURCES.md").read_text()
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_build_is_deterministic_and_worker_independent(fake_generators, photo_dir, tmp_path):
+    _build(photo_dir, tmp_path / "a")
+    _build(photo_dir, tmp_path / "b", "--workers", "2")
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    _build(photo_dir, tmp_path / "c", "--seed", "2")
+    assert _digests(tmp_path / "a") != _digests(tmp_path / "c")
+
+
+def test_resume_makes_only_missing_items(fake_generators, photo_dir, tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    _build(photo_dir, out)
+    before = _digests(out)
+    for item in ("flare_00001", "clean_00003"):
+        (out / "items" / f"{item}.json").unlink()
+        (out / "images" / f"{item}.jpg").unlink()
+    (out / "manifest.jsonl").unlink()
+    made = []
+    original = make_dataset.make_item
+    monkeypatch.setattr(
+        make_dataset, "make_item", lambda spec: made.append(spec.id) or original(spec)
+    )
+    _build(photo_dir, out)
+    assert sorted(made) == ["clean_00003", "flare_00001"]
+    assert _digests(out) == before
+
+
+def test_refuses_a_different_dataset_or_foreign_folder(fake_generators, photo_dir, tmp_path):
+    out = tmp_path / "ds"
+    _build(photo_dir, out)
+    with pytest.raises(SystemExit, match="different dataset"):
+        _build(photo_dir, out, "--size", "64")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty"):
+        _build(photo_dir, foreign)
+
+
+def test_unreadable_inputs_are_reported_and_skipped(fake_generators, photo_dir, tmp_path, capsys):
+    good = (photo_dir / "photo0.png").read_bytes()
+    (photo_dir / "broken.png").write_bytes(good[: len(good) // 2])
+    (photo_dir / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "ds"
+    assert _build(photo_dir, out) == 0
+    said = capsys.readouterr().out
+    assert "broken.png" in said and "empty.jpg" in said
+    log = json.loads((out / "build_log.json").read_text())
+    assert sorted(s["name"] for s in log["skipped_inputs"]) == ["broken.png", "empty.jpg"]
+    assert {r["source_photo"] for r in read_manifest(out)} <= {f"photo{i}.png" for i in range(5)}
+
+
+def test_splits_by_source_photo(fake_generators, photo_dir, tmp_path):
+    out = tmp_path / "ds"
+    _build(photo_dir, out, "--n-per-class", "8")
+    records = read_manifest(out)
+    assert split_leaks(records) == {}
+    assert {r["split"] for r in records} == {"train", "val", "test"}
+    # the partner photo (screen content / ghost donor) comes from the same split
+    splits = {r["source_photo"]: r["split"] for r in records}
+    for rec in records:
+        if rec["label"] != "clean":
+            assert splits.get(rec["params"]["partner"], rec["split"]) == rec["split"]
+
+
+def test_assign_splits_fractions_and_stability():
+    names = [f"p{i}" for i in range(100)]
+    splits = assign_splits(names, seed=3)
+    counts = {s: list(splits.values()).count(s) for s in ("train", "val", "test")}
+    assert counts == {"train": 70, "val": 15, "test": 15}
+    assert assign_splits(list(reversed(names)), seed=3) == splits
+    assert assign_splits(names, seed=4) != splits
+
+
+def test_loader_shapes_and_balancing(fake_generators, photo_dir, tmp_path, config):
+    out = tmp_path / "ds"
+    _build(photo_dir, out, "--n-per-class", "6")
+    ds = IpadDataset(out, "train", config, augment=random_flip_crop)
+    assert len(ds) > 0 and len(ds) == sum(ds.class_counts().values())
+    item = ds[0]
+    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == np.float32
+    assert item["mask"].shape == (32, 32) and set(np.unique(item["mask"])) <= {0.0, 1.0}
+    assert 0 <= item["label"] < len(DEFAULT_CLASSES)
+    weights = ds.balanced_weights()
+    totals = {}
+    for rec, wgt in zip(ds.records, weights, strict=True):
+        totals[rec["label"]] = totals.get(rec["label"], 0.0) + wgt
+    assert np.allclose(list(totals.values()), 1.0)
+    for index in range(len(ds)):
+        rec, got = ds.records[index], ds[index]
+        assert (got["mask"].sum() > 0) == (rec["label"] != "clean") or rec["mask_fraction"] < 0.01
+    with pytest.raises(ValueError, match="split"):
+        IpadDataset(out, "training", config)
+
+
+def test_procedural_inputs_and_size(fake_generators, tmp_path):
+    out = tmp_path / "ds"
+    assert _build("procedural:3", out, "--size", "80") == 0
+    records = read_manifest(out)
+    assert all(max(r["width"], r["height"]) == 80 for r in records)
+    assert "Procedural scenes" in (out / "SOURCES.md").read_text()
