@@ -194,3 +194,21 @@ def test_end_to_end_with_real_generators(tmp_path, config):
         assert mask.any() == (rec["label"] != "clean"), rec["id"]
         assert rec["params"]["synthesis"] or rec["label"] == "clean"
     json.dumps(records)  # every parameter is JSON
+
+
+def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_path, monkeypatch):
+    def flaky(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+        if label == "moire":
+            raise RuntimeError("generator bug")
+        return fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
+
+    out = tmp_path / "ds"
+    monkeypatch.setattr(make_dataset, "synthesize", flaky)
+    assert _build(photo_dir, out) == 1
+    log = json.loads((out / "build_log.json").read_text())
+    assert sorted(log["failures"]) == [f"moire_{k:05d}" for k in range(3)]
+    assert "RuntimeError: generator bug" in log["failures"]["moire_00000"]
+    assert not (out / "manifest.jsonl").exists()
+    monkeypatch.setattr(make_dataset, "synthesize", fake_synthesize)
+    assert _build(photo_dir, out) == 0
+    assert len(read_manifest(out)) == 13

@@ -173,6 +173,15 @@ def base_variant(photo: np.ndarray, rng: np.random.Generator, size: int | None) 
     return np.ascontiguousarray(crop)
 
 
+def make_item_safely(spec: ItemSpec) -> tuple[str, str | None]:
+    """:func:`make_item`, turning an exception into ``(id, error)`` so that the build goes on."""
+    try:
+        make_item(spec)
+        return spec.id, None
+    except Exception as exc:  # noqa: BLE001 - recorded per item, the build reports them all
+        return spec.id, f"{type(exc).__name__}: {exc}"
+
+
 def make_item(spec: ItemSpec) -> dict[str, Any]:
     """Synthesise, finish and write one item; returns its manifest record."""
     settings = _SETTINGS
@@ -256,22 +265,30 @@ def build(settings: Settings, workers: int = 1, progress: bool = True) -> dict[s
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="img")
+    failures: dict[str, str] = {}
     if workers > 1 and todo:
         with multiprocessing.get_context("fork").Pool(
             workers, initializer=_init_worker, initargs=(settings,)
         ) as pool:
-            for _ in pool.imap_unordered(make_item, todo, chunksize=4):
+            for item_id, error in pool.imap_unordered(make_item_safely, todo, chunksize=4):
+                if error is not None:
+                    failures[item_id] = error
                 if bar is not None:
                     bar.update(1)
     else:
         _init_worker(settings)
         for spec in todo:
-            make_item(spec)
+            item_id, error = make_item_safely(spec)
+            if error is not None:
+                failures[item_id] = error
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - start
+    if failures:  # no manifest for an incomplete dataset; a rerun retries just these items
+        return {"items": len(items), "made": len(todo) - len(failures), "seconds": elapsed,
+                "failures": failures}  # fmt: skip
     lines = [(out / "items" / f"{s.id}.json").read_text().strip() for s in items]
     atomic_write_bytes(out / "manifest.jsonl", ("\n".join(lines) + "\n").encode())
     _write_sources(settings, out)
@@ -315,8 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]
     atomic_write_bytes(Path(args.out) / "build_log.json", json.dumps(summary, indent=1).encode())
+    for item_id, error in summary.get("failures", {}).items():
+        print(f"make_dataset: item {item_id} failed: {error}")
     if not args.quiet:
-        print(json.dumps({k: v for k, v in summary.items() if k != "counts"}))
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("counts", "failures")}))
+    if summary.get("failures"):
+        print("make_dataset: no manifest written; rerun the same command to retry failed items")
+        return 1
     return 0
 
 

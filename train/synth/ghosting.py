@@ -214,7 +214,9 @@ def _matte(img: np.ndarray, labels: np.ndarray, label: int, scale: float) -> tup
     y0, x0 = max(0, int(ys.min() * scale) - pad), max(0, int(xs.min() * scale) - pad)
     y1, x1 = min(h, int((ys.max() + 1) * scale) + pad), min(w, int((xs.max() + 1) * scale) + pad)
     soft = ndimage.gaussian_filter(seg.astype(np.float32), 0.6)
-    up = _resize(soft, (y1 - y0, x1 - x0), box=(x0 / scale, y0 / scale, x1 / scale, y1 / scale))
+    # the work-resolution grid may be a fraction of a pixel smaller than h/scale: clamp the box
+    box = (x0 / scale, y0 / scale, min(x1 / scale, seg.shape[1]), min(y1 / scale, seg.shape[0]))
+    up = _resize(soft, (y1 - y0, x1 - x0), box=box)
     hard_m = (up >= 0.5).astype(np.float32)
     if scale > 1.0:
         guide = img[y0:y1, x0:x1].astype(np.float32) @ (_LUMA / 255.0)
