@@ -74,7 +74,13 @@ def test_build_layout_and_records(fake_generators, photo_dir, tmp_path):
         assert mask.shape == (rec["height"], rec["width"]) and set(np.unique(mask)) <= {0, 255}
         assert (mask.any()) == (rec["label"] != "clean")
         assert rec["mask_fraction"] == pytest.approx((mask > 0).mean())
-        assert set(rec["params"]["camera_finish"]) == {"gamma", "noise_sigma", "jpeg_quality"}
+        assert set(rec["params"]["camera_finish"]) == {
+            "gain",
+            "offset",
+            "gamma",
+            "noise_sigma",
+            "jpeg_quality",
+        }
     assert "test photos" in (out / "SOURCES.md").read_text()
     assert not list(out.rglob("*.tmp"))
 

@@ -39,7 +39,7 @@ from train.synth import ARTIFACT_CLASSES, synthesize
 from train.synth.common import camera_finish
 from train.synth.scenes import procedural_scene
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: exposure gain and black level in the camera finish
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROCEDURAL = "procedural:"
 

@@ -1,6 +1,6 @@
 """Contact sheet of a dataset for a person to eyeball: per class, image | mask overlay pairs.
 
-python train/preview.py DATASET --out sheet.png [--per-class 4] [--split train] [--seed 0]
+python train/preview.py DATASET --out sheet.png|sheet.jpg [--per-class 4] [--split train] [--seed 0]
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     sheet = contact_sheet(args.dataset, args.per_class, args.split, args.seed)
-    atomic_write(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
+    fmt = "JPEG" if args.out.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    atomic_write(args.out, lambda tmp: sheet.save(tmp, format=fmt, quality=88))
     print(f"wrote {args.out} ({sheet.width}x{sheet.height})")
     return 0
 

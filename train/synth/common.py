@@ -68,17 +68,24 @@ def outside_mask_max_change(sample: Sample) -> float:
 
 def camera_finish(image: np.ndarray, rng: np.random.Generator) -> tuple[bytes, dict[str, Any]]:
     """Global processing applied to every dataset image, clean or not, with random parameters:
-    a mild tone curve, sensor-like noise and a JPEG encode. Returns the JPEG bytes (the dataset
-    stores them as they are) and the parameters."""
+    an exposure gain and black-level offset, a mild tone curve, sensor-like noise and a JPEG
+    encode. The gain/offset spread (about +-12 % and -4..+6 levels) is wider than the few-level
+    global lift that a flare's veiling glare leaves outside its mask, so brightness alone does
+    not give the class away. Returns the JPEG bytes (stored as they are) and the parameters."""
+    gain = float(np.exp(rng.uniform(-0.12, 0.12)))
+    offset = float(rng.uniform(-4.0, 6.0))
     gamma = float(rng.uniform(0.9, 1.1))
     sigma = float(rng.uniform(0.0, 2.0))
     quality = int(rng.integers(75, 96))
-    x = (image.astype(np.float32) / 255.0) ** gamma * 255.0
+    x = np.clip(image.astype(np.float32) * gain + offset, 0.0, 255.0)
+    x = (x / 255.0) ** gamma * 255.0
     x = x + rng.normal(0.0, sigma, x.shape).astype(np.float32)
     x = np.clip(np.round(x), 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(x).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue(), {"gamma": gamma, "noise_sigma": sigma, "jpeg_quality": quality}
+    params = {"gain": gain, "offset": offset, "gamma": gamma, "noise_sigma": sigma,
+              "jpeg_quality": quality}  # fmt: skip
+    return buf.getvalue(), params
 
 
 def as_float(image: np.ndarray) -> np.ndarray:
