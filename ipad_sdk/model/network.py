@@ -121,22 +121,29 @@ class IpadClip(nn.Module):
         patches = sum(proj(visual.ln_post(feat[:, 1:])) for proj, feat in pairs)
         return global_feature, patches
 
-    def logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image logits ``[B,K+1]`` and patch logits ``[B,K+1,g,g]`` (before softmax)."""
-        global_feature, patches = self.encode(images)
+    def to_grid(self, per_patch: torch.Tensor) -> torch.Tensor:
+        """``[B, N, C]`` per-patch values -> ``[B, C, g, g]``."""
         grid = self.config.grid_size
-        image_logits = cosine_logits(global_feature, self.anchors, self.config.tau)
-        patch_logits = cosine_logits(patches, self.anchors, self.config.tau)
-        patch_logits = patch_logits.transpose(1, 2).reshape(-1, self.config.num_classes, grid, grid)
-        return image_logits, patch_logits
+        return per_patch.transpose(1, 2).reshape(per_patch.shape[0], -1, grid, grid)
+
+    def upsample(self, patch_probs: torch.Tensor) -> torch.Tensor:
+        """``[B, C, g, g]`` -> ``[B, C, S, S]`` bilinear (probabilities stay a distribution)."""
+        size = self.config.image_size
+        return F.interpolate(patch_probs, size=(size, size), mode="bilinear", align_corners=False)
+
+    def logits(
+        self, images: torch.Tensor, anchors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image logits ``[B,K+1]`` and patch logits ``[B,K+1,g,g]`` (before softmax), against
+        the constant anchors or, in training, against ``anchors`` (normalised here)."""
+        anchors = self.anchors if anchors is None else F.normalize(anchors, dim=-1)
+        global_feature, patches = self.encode(images)
+        image_logits = cosine_logits(global_feature, anchors, self.config.tau)
+        return image_logits, self.to_grid(cosine_logits(patches, anchors, self.config.tau))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image_logits, patch_logits = self.logits(images)
-        size = self.config.image_size
-        pixel_probs = F.interpolate(
-            patch_logits.softmax(dim=1), size=(size, size), mode="bilinear", align_corners=False
-        )
-        return image_logits.softmax(dim=-1), pixel_probs
+        return image_logits.softmax(dim=-1), self.upsample(patch_logits.softmax(dim=1))
 
 
 def build_ipad_clip(
