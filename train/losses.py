@@ -48,5 +48,6 @@ def ipad_loss(
     dice = dice_loss(probs, masks.float())
     focal = focal_loss(probs, pixel_targets(masks, labels))
     total = lambda_cls * ce + dice + focal
-    parts = {"ce": float(ce), "dice": float(dice), "focal": float(focal), "loss": float(total)}
+    parts = {k: float(v.detach()) for k, v in
+             (("ce", ce), ("dice", dice), ("focal", focal), ("loss", total))}  # fmt: skip
     return total, parts

@@ -1,0 +1,162 @@
+"""Three-stage training on a tiny random-init model and a tiny dataset: each stage trains only its
+parameters, checkpoints resume exactly, the run ends in a bundle the SDK loads."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import train.make_dataset as make_dataset
+from ipad_sdk import Detector
+from ipad_sdk.model import TINY_BACKBONE
+from tests.test_dataset import fake_synthesize
+from train.dataset import read_manifest
+from train.losses import dice_loss, focal_loss, ipad_loss, pixel_targets
+from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "ds"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(make_dataset, "synthesize", fake_synthesize)
+    argv = ["--clean", "procedural:6", "--out", str(out), "--n-per-class", "6", "--n-clean", "8",
+            "--size", "64", "--seed", "0", "--quiet"]  # fmt: skip
+    assert make_dataset.main(argv) == 0
+    mp.undo()
+    return out
+
+
+def _config(data, out, **changes) -> TrainConfig:
+    base = {
+        "data": str(data), "out": str(out), "backbone": TINY_BACKBONE, "image_size": 64,
+        "batch_size": 4, "epochs": {"stage1": 1, "stage2": 1, "stage3": 1},
+        "max_steps_per_epoch": 2, "prompts": {"n_ctx": 4, "n_deep": 2}, "device": "cpu",
+    }  # fmt: skip
+    return TrainConfig.from_dict({**base, **changes})
+
+
+def _snapshot(trainer: Trainer) -> dict[str, torch.Tensor]:
+    named = {}
+    for prefix, module in (("model", trainer.model), ("heads", trainer.heads),
+                           ("prompts", trainer.prompts)):  # fmt: skip
+        for name, param in module.named_parameters():
+            named[f"{prefix}.{name}"] = param.detach().clone()
+    return named
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
+def test_each_stage_trains_only_its_parameters(stage, tiny_data, tmp_path):
+    trainer = Trainer(_config(tiny_data, tmp_path))
+    trainer._freeze_for(stage)
+    with torch.no_grad():
+        trainer.model.set_anchors(trainer.prompts())
+    before = _snapshot(trainer)
+    optimizer = torch.optim.Adam(trainer.stage_parameters(stage), lr=1e-2)
+    trainer.train_epoch(stage, 0, optimizer)
+    after = _snapshot(trainer)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    expected_prefixes = {
+        "stage1": ("model.adapters", "model.projectors", "heads."),
+        "stage2": ("prompts.",),
+        "stage3": ("model.adapters", "model.projectors"),
+    }[stage]
+    assert changed, "nothing trained"
+    assert all(k.startswith(expected_prefixes) for k in changed), sorted(changed)[:5]
+    trainable = {k for k in before if k.startswith(expected_prefixes)}
+    assert len(changed) >= len(trainable) // 2  # most trainable tensors moved
+
+
+def test_full_run_writes_log_checkpoint_and_bundle(tiny_data, tmp_path):
+    best = Trainer(_config(tiny_data, tmp_path)).run()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["stage"], x["epoch"]) for x in lines] == [
+        ("stage1", 0),
+        ("stage2", 0),
+        ("stage3", 0),
+    ]
+    for line in lines:
+        assert set(line["val"]) >= {"image", "pixel", "per_class", "score", "accuracy"}
+        assert line["train"]["steps"] == 2 and np.isfinite(line["train"]["loss"])
+    assert best["stage"] == "stage3"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a trained bundle must not warn
+        det = Detector(tmp_path / "model.safetensors", device="cpu")
+    assert det.config.trained and det.config.backbone == TINY_BACKBONE
+    res = det.detect(np.zeros((40, 50, 3), np.uint8))
+    assert res.heatmap.shape == (40, 50)
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    cfg = _config(tiny_data, tmp_path / "a", epochs={"stage1": 2, "stage2": 1, "stage3": 1})
+    full = Trainer(cfg)
+    full.run()
+    reference = full._trainable_state()
+
+    part_cfg = _config(tiny_data, tmp_path / "b", epochs={"stage1": 2, "stage2": 1, "stage3": 1},
+                       stages=["stage1"])  # fmt: skip
+    Trainer(part_cfg).run()  # stops after stage 1 (checkpoint at stage1 epoch 1)
+    resumed_cfg = _config(tiny_data, tmp_path / "b", epochs={"stage1": 2, "stage2": 1, "stage3": 1})
+    resumed = Trainer(resumed_cfg)
+    resumed.run(resume=True)
+    state = resumed._trainable_state()
+    for group in ("adapters", "projectors", "prompts"):
+        for key, value in reference[group].items():
+            torch.testing.assert_close(state[group][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_ablations_apply(tiny_data, tmp_path):
+    cfg = _config(tiny_data, tmp_path, **ABLATIONS["no_multigranularity"])
+    assert Trainer(cfg).model.config.feature_layers == (4,)
+    assert Trainer(_config(tiny_data, tmp_path, n_adapt=0)).model.adapters.__len__() == 0
+    trainer = Trainer(_config(tiny_data, tmp_path / "s1", stages=["stage1"]))
+    trainer.run()
+    assert not (tmp_path / "s1" / "model.safetensors").exists()  # FC heads: no cosine bundle
+    fixed = Trainer(_config(tiny_data, tmp_path / "fx", prompts={"learnable": False}))
+    assert fixed.stage_parameters("stage2") == []
+    with pytest.raises(ValueError, match="stages"):
+        _config(tiny_data, tmp_path, stages=["stage4"])
+
+
+def test_split_sizes(tiny_data):
+    records = read_manifest(tiny_data)
+    assert {r["split"] for r in records} == {"train", "val", "test"}
+
+
+# -- losses and evaluation on hand-made cases ------------------------------------------------
+
+
+def test_losses_on_hand_made_cases():
+    probs = torch.zeros(1, 2, 2, 2)
+    probs[0, 0] = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # clean everywhere but pixel (0,1)
+    probs[0, 1] = 1.0 - probs[0, 0]
+    mask = torch.tensor([[[0.0, 1.0], [0.0, 0.0]]])
+    label = torch.tensor([1])
+    assert pixel_targets(mask, label).tolist() == [[[0, 1], [0, 0]]]
+    assert float(dice_loss(probs, mask)) == pytest.approx(0.0)
+    assert float(focal_loss(probs, pixel_targets(mask, label))) == pytest.approx(0.0, abs=1e-5)
+    half = torch.full((1, 2, 2, 2), 0.5)
+    # focal at p_t = 0.5: 0.25 * ln 2 per pixel
+    assert float(focal_loss(half, pixel_targets(mask, label))) == pytest.approx(0.25 * np.log(2))
+    # dice with artifact prob 0.5 everywhere, one mask pixel: 1 - (2*0.5 + 1)/(2 + 1 + 1)
+    assert float(dice_loss(half, mask)) == pytest.approx(1 - 2.0 / 4.0)
+    logits = torch.tensor([[0.0, 0.0]])
+    total, parts = ipad_loss(logits, half, label, mask, lambda_cls=4.0)
+    expected = 4 * np.log(2) + (1 - 2.0 / 4.0) + 0.25 * np.log(2)
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    assert parts["ce"] == pytest.approx(np.log(2), rel=1e-5)
+
+
+def test_evaluation_metrics_perfect_and_selection_score():
+    labels = np.array([0, 1, 2, 3])
+    probs = np.eye(4)[labels] * 0.9 + 0.025
+    masks = np.zeros((4, 4, 4), bool)
+    masks[1:, 1:3, 1:3] = True
+    maps = masks.astype(np.float32)
+    result = evaluation_metrics(probs, maps, labels, masks, ("clean", "ghosting", "flare", "moire"))
+    assert result["image"]["auroc"] == 1.0 and result["pixel"]["aupro"] == pytest.approx(1.0)
+    assert result["score"] == pytest.approx(1.0) and result["accuracy"] == 1.0

@@ -1,0 +1,403 @@
+"""Three-stage IPAD-CLIP training (paper Sec. 4.4) ending in an inference bundle.
+
+    python train/train.py --config train/configs/tiny-cpu.json [--ablation NAME] [--set key=value]
+        [--resume]
+
+Stage I (vision adapt): adapters + projectors + an FC classification head on the global feature and
+an FC segmentation head on the patch features. Stage II (text prompts): only the learnable prompts;
+predictions are cosine similarities against the prompt embeddings (Eq. 12). Stage III (alignment):
+adapters + projectors against the frozen stage-II anchors. Loss everywhere: ``lambda*CE + Dice +
+Focal``. Adam, validation after every epoch (image AUROC/AP/F1 and pixel AUROC/AP/F1/AUPRO),
+``metrics.jsonl``, a checkpoint after every epoch (``--resume`` continues where it stopped), the
+best final-stage epoch kept, and at the end the text anchors folded into ``model.safetensors``.
+The text encoder is used here only: the bundle holds a constant anchor matrix.
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as `python train/train.py`: make `train` importable
+    import sys
+    from pathlib import Path as _Path
+
+    sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+import copy
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from ipad_sdk import metrics
+from ipad_sdk.metadata import DEFAULT_CLASSES, ModelConfig, default_feature_layers
+from ipad_sdk.model import IpadClip, save_bundle
+from ipad_sdk.model.backbone import create_clip, import_open_clip
+from train.dataset import IpadDataset, random_flip_crop
+from train.losses import ipad_loss
+from train.prompts import PromptLearner
+
+STAGES = ("stage1", "stage2", "stage3")
+
+#: The paper's ablations (Table 2) as config overrides.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "no_learnable_text": {"prompts": {"learnable": False}},
+    "no_object_context": {"prompts": {"use_objects": False}},
+    "no_adapters": {"n_adapt": 0},
+    "no_multigranularity": {"feature_layers": "last"},
+    "stage1_only": {"stages": ["stage1"]},
+    "stages23_only": {"stages": ["stage2", "stage3"]},
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (JSON/YAML file, ``--set`` overrides)."""
+
+    data: str
+    out: str
+    backbone: str = "ViT-L-14"
+    pretrained: str | None = None
+    image_size: int | None = None
+    n_adapt: int = 6
+    feature_layers: list[int] | str | None = None  # None: 4 evenly spaced; "last": last block
+    beta: float = 0.1
+    tau: float = 0.07
+    batch_size: int = 8
+    lr: float = 1e-3
+    epochs: dict[str, int] = field(default_factory=lambda: {s: 20 for s in STAGES})
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    lambda_cls: float = 4.0
+    prompts: dict[str, Any] = field(default_factory=dict)
+    train_backbone: bool = False  # unfreeze the ViT too (random-init experiments only)
+    balanced: bool = True
+    max_steps_per_epoch: int | None = None
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    workers: int = 0
+    seed: int = 0
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        return cls.from_dict(_merge(data, overrides or {}))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        cfg = cls(**data)
+        bad = [s for s in cfg.stages if s not in STAGES]
+        if bad or not cfg.stages:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {cfg.stages}")
+        return cfg
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+class Trainer:
+    """Builds the network, prompts, heads and data of one run and trains it stage by stage."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.device = _resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        clip_model, clip_config = create_clip(cfg.backbone, cfg.pretrained, cfg.image_size)
+        depth = clip_config["vision_cfg"]["layers"]
+        layers = cfg.feature_layers
+        if layers == "last":
+            layers = [depth]
+        config = ModelConfig(
+            backbone=cfg.backbone,
+            clip_config=clip_config,
+            image_size=clip_config["vision_cfg"]["image_size"],
+            feature_layers=tuple(layers or default_feature_layers(depth)),
+            n_adapt=min(cfg.n_adapt, depth),
+            beta=cfg.beta,
+            tau=cfg.tau,
+            classes=DEFAULT_CLASSES,
+            trained=True,
+            description=cfg.description or f"IPAD-CLIP on {cfg.backbone}, data {cfg.data}",
+        ).validate()
+        self.model = IpadClip(clip_model.visual, config).to(self.device)
+        if cfg.train_backbone:
+            self.model.visual.requires_grad_(True)
+        tokenizer = import_open_clip().get_tokenizer(cfg.backbone)
+        self.prompts = PromptLearner(
+            clip_model.to(self.device), tokenizer, classes=config.classes, **cfg.prompts
+        ).to(self.device)
+        dim, k = config.embed_dim, config.num_classes
+        self.heads = nn.ModuleDict({"cls": nn.Linear(dim, k), "seg": nn.Linear(dim, k)})
+        self.heads.to(self.device)
+        self.train_set = IpadDataset(
+            cfg.data, "train", config, augment=random_flip_crop, seed=cfg.seed
+        )
+        self.val_set = IpadDataset(cfg.data, "val", config)
+        self.log_path = self.out / "metrics.jsonl"
+
+    # -- what each stage trains and how it predicts ------------------------------------------------
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        vision = list(self.model.adapters.parameters()) + list(self.model.projectors.parameters())
+        if self.cfg.train_backbone:
+            vision += list(self.model.visual.parameters())
+        if stage == "stage1":
+            return vision + list(self.heads.parameters())
+        if stage == "stage2":
+            return list(self.prompts.parameters())  # the learner holds only prompt vectors
+        return vision
+
+    def predict(self, stage: str, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image logits ``[B,K+1]`` and pixel probabilities ``[B,K+1,S,S]`` for ``stage``."""
+        model = self.model
+        if stage == "stage1":
+            global_feature, patches = model.encode(images)
+            patch_probs = model.to_grid(self.heads["seg"](patches)).softmax(dim=1)
+            return self.heads["cls"](global_feature), model.upsample(patch_probs)
+        anchors = self.prompts() if stage == "stage2" else None  # stage3: frozen buffer
+        image_logits, patch_logits = model.logits(images, anchors)
+        return image_logits, model.upsample(patch_logits.softmax(dim=1))
+
+    # -- loops ------------------------------------------------------------------------------------
+    def _loader(self, stage: str, epoch: int) -> DataLoader:
+        gen = torch.Generator().manual_seed(
+            self.cfg.seed * 1000 + STAGES.index(stage) * 100 + epoch
+        )
+        if self.cfg.balanced:
+            weights = torch.as_tensor(self.train_set.balanced_weights())
+            sampler = WeightedRandomSampler(weights, len(self.train_set), generator=gen)
+            return DataLoader(self.train_set, self.cfg.batch_size, sampler=sampler,
+                              num_workers=self.cfg.workers)  # fmt: skip
+        return DataLoader(self.train_set, self.cfg.batch_size, shuffle=True, generator=gen,
+                          num_workers=self.cfg.workers)  # fmt: skip
+
+    def _autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def train_epoch(
+        self, stage: str, epoch: int, optimizer: torch.optim.Optimizer
+    ) -> dict[str, float]:
+        from tqdm import tqdm
+
+        self.model.train()
+        totals: dict[str, float] = {}
+        steps = 0
+        loader = self._loader(stage, epoch)
+        limit = self.cfg.max_steps_per_epoch or len(loader)
+        for batch in tqdm(loader, total=min(limit, len(loader)), desc=f"{stage} epoch {epoch}",
+                          unit="batch", leave=False):  # fmt: skip
+            if steps >= limit:
+                break
+            images = batch["image"].to(self.device)
+            labels = batch["label"].to(self.device)
+            masks = batch["mask"].to(self.device)
+            with self._autocast():
+                image_logits, pixel_probs = self.predict(stage, images)
+            loss, parts = ipad_loss(image_logits, pixel_probs, labels, masks, self.cfg.lambda_cls)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value
+            steps += 1
+        return {key: value / max(steps, 1) for key, value in totals.items()} | {"steps": steps}
+
+    @torch.no_grad()
+    def evaluate(self, stage: str, dataset: IpadDataset | None = None) -> dict[str, Any]:
+        """Image and pixel metrics of ``stage``'s predictions on ``dataset`` (default: val)."""
+        dataset = dataset or self.val_set
+        self.model.eval()
+        probs, maps, labels, masks = [], [], [], []
+        for batch in DataLoader(dataset, self.cfg.batch_size, num_workers=self.cfg.workers):
+            with self._autocast():
+                image_logits, pixel_probs = self.predict(stage, batch["image"].to(self.device))
+            probs.append(image_logits.float().softmax(-1).cpu().numpy())
+            maps.append((1.0 - pixel_probs[:, 0]).float().cpu().numpy())
+            labels.append(batch["label"].numpy())
+            masks.append(batch["mask"].numpy() > 0.5)
+        return evaluation_metrics(
+            np.concatenate(probs), np.concatenate(maps), np.concatenate(labels),
+            np.concatenate(masks), self.model.config.classes,
+        )  # fmt: skip
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _trainable_state(self) -> dict[str, Any]:
+        state = {
+            "adapters": self.model.adapters.state_dict(),
+            "projectors": self.model.projectors.state_dict(),
+            "anchors": self.model.anchors.detach().cpu(),
+            "heads": self.heads.state_dict(),
+            "prompts": self.prompts.state_dict(),
+        }
+        if self.cfg.train_backbone:
+            state["visual"] = self.model.visual.state_dict()
+        return state
+
+    def _load_trainable_state(self, state: dict[str, Any]) -> None:
+        self.model.adapters.load_state_dict(state["adapters"])
+        self.model.projectors.load_state_dict(state["projectors"])
+        self.model.set_anchors(state["anchors"].to(self.device))
+        self.heads.load_state_dict(state["heads"])
+        self.prompts.load_state_dict(state["prompts"])
+        if "visual" in state:
+            self.model.visual.load_state_dict(state["visual"])
+
+    def _save_checkpoint(self, stage: str, epoch: int, optimizer, best: dict[str, Any]) -> None:
+        payload = {
+            "stage": stage, "epoch": epoch, "state": self._trainable_state(),
+            "optimizer": optimizer.state_dict(), "best": best, "config": asdict(self.cfg),
+        }  # fmt: skip
+        tmp = self.out / ".checkpoint.pt.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(self.out / "checkpoint.pt")
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        """Train every configured stage; returns the best final-stage validation metrics."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
+        stages = [s for s in self.cfg.stages if s != "stage2" or self.stage_parameters("stage2")]
+        final = stages[-1]
+        best: dict[str, Any] = {"score": -1.0}
+        start_stage, start_epoch, opt_state = 0, 0, None
+        ckpt_path = self.out / "checkpoint.pt"
+        if resume and ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            self._load_trainable_state(ckpt["state"])
+            best = ckpt["best"]
+            start_stage = stages.index(ckpt["stage"])
+            start_epoch = ckpt["epoch"] + 1
+            opt_state = ckpt["optimizer"]
+            if start_epoch >= self.cfg.epochs[ckpt["stage"]]:
+                start_stage, start_epoch, opt_state = start_stage + 1, 0, None
+        for stage in stages[start_stage:]:
+            self._freeze_for(stage)
+            if stage == "stage3" and start_epoch == 0:
+                with torch.no_grad():
+                    self.model.set_anchors(self.prompts())
+            optimizer = torch.optim.Adam(self.stage_parameters(stage), lr=self.cfg.lr)
+            if opt_state is not None:
+                optimizer.load_state_dict(opt_state)
+                opt_state = None
+            for epoch in range(start_epoch, self.cfg.epochs[stage]):
+                tic = time.perf_counter()
+                train_stats = self.train_epoch(stage, epoch, optimizer)
+                val = self.evaluate(stage)
+                record = {"stage": stage, "epoch": epoch, "train": train_stats, "val": val,
+                          "seconds": time.perf_counter() - tic}  # fmt: skip
+                with open(self.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                if stage == final and val["score"] > best["score"]:
+                    best = {"score": val["score"], "stage": stage, "epoch": epoch, "val": val}
+                    torch.save(self._trainable_state(), self.out / "best.pt")
+                self._save_checkpoint(stage, epoch, optimizer, best)
+            start_epoch = 0
+        self._finish(final)
+        return best
+
+    def _freeze_for(self, stage: str) -> None:
+        trainable = {id(p) for p in self.stage_parameters(stage)}
+        for module in (self.model, self.heads, self.prompts):
+            for param in module.parameters():
+                param.requires_grad_(id(param) in trainable)
+
+    def _finish(self, final: str) -> None:
+        """Load the best final-stage weights; fold the anchors into ``model.safetensors``."""
+        best_path = self.out / "best.pt"
+        if best_path.exists():
+            self._load_trainable_state(torch.load(best_path, map_location=self.device,
+                                                  weights_only=True))  # fmt: skip
+        if final == "stage1":  # the FC heads cannot become a cosine head: no bundle
+            return
+        if final == "stage2":
+            with torch.no_grad():
+                self.model.set_anchors(self.prompts())
+        save_bundle(self.model, self.out / "model.safetensors")
+
+
+def evaluation_metrics(
+    class_probs: np.ndarray,
+    artifact_maps: np.ndarray,
+    labels: np.ndarray,
+    masks: np.ndarray,
+    classes: tuple[str, ...],
+) -> dict[str, Any]:
+    """The paper's metrics: image (C-) and pixel (S-) AUROC/AP/F1-max, AUPRO, per class, and the
+    selection ``score`` = mean of image AUROC and pixel AUPRO (NaN counted as 0)."""
+    image = metrics.image_metrics(1.0 - class_probs[:, 0], (labels != 0).astype(int))
+    pixel = metrics.pixel_metrics(artifact_maps, masks)
+    per_class = metrics.per_class_image_metrics(class_probs, labels, classes)
+    accuracy = float((class_probs.argmax(1) == labels).mean())
+
+    def _num(v: float) -> float:
+        return 0.0 if v != v else v  # NaN -> 0
+
+    return {
+        "image": image, "pixel": pixel, "per_class": per_class, "accuracy": accuracy,
+        "score": (_num(image["auroc"]) + _num(pixel["aupro"])) / 2,
+    }  # fmt: skip
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="JSON or YAML training config")
+    parser.add_argument("--ablation", choices=sorted(ABLATIONS), default="none")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. out=runs/x epochs.stage1=2")  # fmt: skip
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    overrides = _merge(ABLATIONS[args.ablation], _parse_set(args.set))
+    cfg = TrainConfig.load(args.config, overrides)
+    best = Trainer(cfg).run(resume=args.resume)
+    print(json.dumps({"out": cfg.out, "best": best}, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
