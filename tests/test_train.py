@@ -83,6 +83,8 @@ def test_full_run_writes_log_checkpoint_and_bundle(tiny_data, tmp_path):
         assert set(line["val"]) >= {"image", "pixel", "per_class", "score", "accuracy"}
         assert line["train"]["steps"] == 2 and np.isfinite(line["train"]["loss"])
     assert best["stage"] == "stage3"
+    test = json.loads((tmp_path / "test_metrics.json").read_text())["test"]
+    assert set(test) >= {"image", "pixel", "per_class", "score"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a trained bundle must not warn
         det = Detector(tmp_path / "model.safetensors", device="cpu")

@@ -37,12 +37,13 @@ prompts and nothing trainable.
 The text tower runs here, mirroring ``CLIP.encode_text`` (token embedding + positional embedding
 -> resblocks with the causal mask -> ln_final -> pooled at the EOT token -> text projection); with
 nothing replaced it equals ``encode_text`` of the same strings. With a causal mask and EOT pooling
-the sequence is cut after the last EOT position (the outputs there cannot depend on later tokens),
+the sequence is cut after the last EOT position (the EOT outputs cannot depend on later tokens),
 which saves most of the 77-token context. The CLIP text tower is frozen (``requires_grad_(False)``
 on its parameters -- this changes the passed model) and is *not* a submodule: ``state_dict()``
 holds only ``ctx`` and ``deep_ctx``, and ``learner.to(device)`` moves the prompts and the cached
-token buffers but not the CLIP model, which the caller moves itself. One forward encodes all
-``(K+1) x n_objects`` prompts as one batch.
+token buffers but not the CLIP model, which the caller moves itself. The frozen token embeddings
+of the templates are cached at construction: build the learner after loading the CLIP weights.
+One forward encodes all ``(K+1) x n_objects`` prompts as one batch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ predictions are cosine similarities against the prompt embeddings (Eq. 12). Stag
 adapters + projectors against the frozen stage-II anchors. Loss everywhere: ``lambda*CE + Dice +
 Focal``. Adam, validation after every epoch (image AUROC/AP/F1 and pixel AUROC/AP/F1/AUPRO),
 ``metrics.jsonl``, a checkpoint after every epoch (``--resume`` continues where it stopped), the
-best final-stage epoch kept, and at the end the text anchors folded into ``model.safetensors``.
+best final-stage epoch kept, at the end the text anchors folded into ``model.safetensors``, and the
+best weights evaluated on the test split (``test_metrics.json``).
 The text encoder is used here only: the bundle holds a constant anchor matrix.
 """
 
@@ -163,6 +164,7 @@ class Trainer:
             cfg.data, "train", config, augment=random_flip_crop, seed=cfg.seed
         )
         self.val_set = IpadDataset(cfg.data, "val", config)
+        self.test_set = IpadDataset(cfg.data, "test", config)
         self.log_path = self.out / "metrics.jsonl"
 
     # -- what each stage trains and how it predicts ------------------------------------------------
@@ -323,6 +325,8 @@ class Trainer:
                 self._save_checkpoint(stage, epoch, optimizer, best)
             start_epoch = 0
         self._finish(final)
+        test = self.evaluate(final, self.test_set)
+        (self.out / "test_metrics.json").write_text(json.dumps({"best": best, "test": test}))
         return best
 
     def _freeze_for(self, stage: str) -> None:
