@@ -133,3 +133,14 @@ def test_bad_bundles_raise_model_error_naming_the_file(case, tiny_bundle, tmp_pa
 def test_missing_bundle(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         load_bundle(tmp_path / "nope.safetensors")
+
+
+def test_bundle_gets_umask_permissions(trained_like, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_bundle(trained_like, tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)

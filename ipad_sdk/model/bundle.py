@@ -31,8 +31,10 @@ def save_bundle(
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
     def write(tmp: Path) -> None:
+        mode = tmp.stat().st_mode  # the umask permissions; save_file recreates the file as 0600
         save_file(tensors, str(tmp), metadata=bundle_metadata(config))
         _sort_header_keys(tmp)
+        os.chmod(tmp, mode)
 
     return atomic_write(Path(path), write)
 
