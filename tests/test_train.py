@@ -92,6 +92,14 @@ def test_full_run_writes_log_checkpoint_and_bundle(tiny_data, tmp_path):
     res = det.detect(np.zeros((40, 50, 3), np.uint8))
     assert res.heatmap.shape == (40, 50)
 
+    # benchmarks/accuracy.py through the Detector agrees with the in-training test evaluation
+    from benchmarks.accuracy import evaluate, to_markdown
+
+    report = evaluate(str(tmp_path / "model.safetensors"), tiny_data, "test", eval_size=0)
+    assert report["images"] == len([r for r in read_manifest(tiny_data) if r["split"] == "test"])
+    assert report["image"]["auroc"] == pytest.approx(test["image"]["auroc"], abs=0.02)
+    assert "| C-AUROC |" in to_markdown("t", report)
+
 
 def test_resume_continues_exactly(tiny_data, tmp_path):
     cfg = _config(tiny_data, tmp_path / "a", epochs={"stage1": 2, "stage2": 1, "stage3": 1})
