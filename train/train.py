@@ -37,8 +37,8 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ipad_sdk import metrics
-from ipad_sdk.metadata import DEFAULT_CLASSES, ModelConfig, default_feature_layers
-from ipad_sdk.model import IpadClip, save_bundle
+from ipad_sdk.metadata import DEFAULT_CLASSES
+from ipad_sdk.model import IpadClip, model_config, save_bundle
 from ipad_sdk.model.backbone import create_clip, import_open_clip
 from train.dataset import IpadDataset, random_flip_crop
 from train.losses import ipad_loss
@@ -134,22 +134,14 @@ class Trainer:
         self.device = _resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         clip_model, clip_config = create_clip(cfg.backbone, cfg.pretrained, cfg.image_size)
-        depth = clip_config["vision_cfg"]["layers"]
         layers = cfg.feature_layers
         if layers == "last":
-            layers = [depth]
-        config = ModelConfig(
-            backbone=cfg.backbone,
-            clip_config=clip_config,
-            image_size=clip_config["vision_cfg"]["image_size"],
-            feature_layers=tuple(layers or default_feature_layers(depth)),
-            n_adapt=min(cfg.n_adapt, depth),
-            beta=cfg.beta,
-            tau=cfg.tau,
-            classes=DEFAULT_CLASSES,
-            trained=True,
+            layers = [clip_config["vision_cfg"]["layers"]]
+        config = model_config(
+            cfg.backbone, clip_config, cfg.n_adapt, layers, beta=cfg.beta, tau=cfg.tau,
+            classes=DEFAULT_CLASSES, trained=True,
             description=cfg.description or f"IPAD-CLIP on {cfg.backbone}, data {cfg.data}",
-        ).validate()
+        )  # fmt: skip
         self.model = IpadClip(clip_model.visual, config).to(self.device)
         if cfg.train_backbone:
             self.model.visual.requires_grad_(True)

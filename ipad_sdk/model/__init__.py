@@ -3,7 +3,7 @@ PyTorch backend)."""
 
 from .backbone import TINY_BACKBONE, create_clip, vision_tower_from_config
 from .bundle import load_bundle, save_bundle
-from .network import IpadClip, ResidualAdapter, build_ipad_clip, cosine_logits
+from .network import IpadClip, ResidualAdapter, build_ipad_clip, cosine_logits, model_config
 
 __all__ = [
     "TINY_BACKBONE",
@@ -13,6 +13,7 @@ __all__ = [
     "cosine_logits",
     "create_clip",
     "load_bundle",
+    "model_config",
     "save_bundle",
     "vision_tower_from_config",
 ]

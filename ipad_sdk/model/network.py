@@ -4,6 +4,7 @@ cosine head against constant text anchors (paper Sec. 4.3, Eqs. 7-9 and 12)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -146,6 +147,26 @@ class IpadClip(nn.Module):
         return image_logits.softmax(dim=-1), self.upsample(patch_logits.softmax(dim=1))
 
 
+def model_config(
+    backbone: str,
+    clip_config: dict[str, Any],
+    n_adapt: int = 6,
+    feature_layers: Sequence[int] | None = None,
+    **config_fields: Any,
+) -> ModelConfig:
+    """The :class:`ModelConfig` of an IPAD-CLIP network on ``clip_config``: ``n_adapt`` clipped to
+    the depth, ``feature_layers`` defaulting to 4 evenly spaced blocks, other fields passed on."""
+    depth = clip_config["vision_cfg"]["layers"]
+    return ModelConfig(
+        backbone=backbone,
+        clip_config=clip_config,
+        image_size=clip_config["vision_cfg"]["image_size"],
+        feature_layers=tuple(feature_layers or default_feature_layers(depth)),
+        n_adapt=min(n_adapt, depth),
+        **config_fields,
+    ).validate()
+
+
 def build_ipad_clip(
     backbone: str = "ViT-L-14",
     *,
@@ -174,16 +195,9 @@ def build_ipad_clip(
         else:
             clip_model, clip_config = create_clip(backbone, pretrained, image_size, quick_gelu)
             visual = clip_model.visual
-        depth = clip_config["vision_cfg"]["layers"]
-        config = ModelConfig(
-            backbone=backbone,
-            clip_config=clip_config,
-            image_size=clip_config["vision_cfg"]["image_size"],
-            feature_layers=tuple(feature_layers or default_feature_layers(depth)),
-            n_adapt=min(n_adapt, depth),
-            classes=tuple(classes),
-            **config_fields,
-        ).validate()
+        config = model_config(
+            backbone, clip_config, n_adapt, feature_layers, classes=tuple(classes), **config_fields
+        )
         if anchors is None:
             anchors = random_anchors(len(classes), config.embed_dim, seed)
         return IpadClip(visual, config, anchors).eval()
