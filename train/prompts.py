@@ -56,7 +56,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-CLASSES = ("clean", "ghosting", "flare", "moire")
+from ipad_sdk.metadata import DEFAULT_CLASSES
+
 ARTIFACT_WORDS = {"ghosting": "ghosting", "flare": "lens flare", "moire": "moire pattern"}
 # Where the artifacts occur: moving subjects (ghosting), light sources and sky (flare), displays
 # (moire), plus generic contexts.
@@ -126,7 +127,7 @@ class PromptLearner(nn.Module):
         self,
         clip_model: Any,
         tokenizer: Callable[..., torch.Tensor] | None,
-        classes: Sequence[str] = CLASSES,
+        classes: Sequence[str] = DEFAULT_CLASSES,
         artifact_words: dict[str, str] | None = None,
         objects: Sequence[str] = OBJECTS,
         n_ctx: int = 12,
