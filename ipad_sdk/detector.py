@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from .preprocess import preprocess_batch
 from .result import Result
 
 BUNDLE_SUFFIXES = (".safetensors",)
+ONNX_SUFFIXES = (".onnx",)
 DEFAULT_MODEL_NAME = "ipad-default.safetensors"
 
 
@@ -31,8 +32,14 @@ def default_model_path() -> Path:
     return path
 
 
-def open_backend(path: str | os.PathLike[str], device: str = "auto") -> Backend:
-    """The backend for ``path``, chosen by its file type."""
+def open_backend(
+    path: str | os.PathLike[str],
+    device: str = "auto",
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> Backend:
+    """The backend for ``path``, chosen by its file type: a ``.safetensors`` bundle runs on
+    PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only)."""
     name = os.fspath(path)
     file = Path(name)
     if not file.exists():
@@ -42,10 +49,16 @@ def open_backend(path: str | os.PathLike[str], device: str = "auto") -> Backend:
     if file.suffix.lower() in BUNDLE_SUFFIXES:
         from .backends.torch_backend import TorchBackend
 
+        if providers is not None or threads is not None:
+            raise ValueError("providers/threads apply to .onnx models only")
         return TorchBackend(name, device)
+    if file.suffix.lower() in ONNX_SUFFIXES:
+        from .backends.onnx_backend import OnnxBackend
+
+        return OnnxBackend(name, device, providers=providers, threads=threads)
     raise ModelError(
         f"{name}: unsupported model file type {file.suffix!r}; expected a "
-        f"{'/'.join(BUNDLE_SUFFIXES)} model bundle"
+        f"{'/'.join(BUNDLE_SUFFIXES)} model bundle or an {'/'.join(ONNX_SUFFIXES)} export"
     )
 
 
@@ -67,11 +80,13 @@ class Detector:
         device: str = "auto",
         batch_size: int = 8,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_path = os.fspath(model if model is not None else default_model_path())
-        self.backend = open_backend(self.model_path, device)
+        self.backend = open_backend(self.model_path, device, providers, threads)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         if not self.config.trained:
@@ -132,7 +147,9 @@ class Detector:
 
     def _run(self, chunk: list[tuple[np.ndarray, str | None]]) -> list[Result]:
         rgbs = [rgb for rgb, _ in chunk]
-        class_probs, pixel_probs = self.backend.run(preprocess_batch(rgbs, self.config))
+        class_probs, pixel_probs = self.backend.run(
+            preprocess_batch(rgbs, self.config, self.backend.input_format)
+        )
         return [
             Result.from_probs(cp, pp, self.config, rgb.shape[:2], source)
             for (rgb, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)

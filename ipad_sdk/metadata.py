@@ -20,9 +20,13 @@ from typing import Any
 from .errors import ModelError
 
 FORMAT_NAME = "ipad-bundle"
+ONNX_FORMAT_NAME = "ipad-onnx"
 FORMAT_VERSION = 1
 CONFIG_KEY = "ipad_config"
 FORMAT_KEY = "format"
+#: Exported files (ONNX, engines) add these keys beside the config.
+PRECISIONS = ("fp32", "fp16", "int8")
+INPUT_FORMATS = ("float", "uint8")  # normalised float32, or resized uint8 normalised in-graph
 
 DEFAULT_CLASSES = ("clean", "ghosting", "flare", "moire")
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -189,6 +193,53 @@ class ModelConfig:
 def bundle_metadata(config: ModelConfig) -> dict[str, str]:
     """The safetensors ``__metadata__`` of a bundle holding ``config``."""
     return {FORMAT_KEY: FORMAT_NAME, CONFIG_KEY: config.to_json()}
+
+
+def onnx_metadata(
+    config: ModelConfig, precision: str, input_format: str, source_sha256: str
+) -> dict[str, str]:
+    """The ``metadata_props`` of an exported ONNX file: the bundle's keys plus the export's
+    precision, input format, format version and the SHA-256 of the source bundle."""
+    meta = exported_metadata_fields(precision, input_format)
+    return (
+        bundle_metadata(config)
+        | meta
+        | {FORMAT_KEY: ONNX_FORMAT_NAME, "source_sha256": source_sha256}
+    )
+
+
+def exported_metadata_fields(precision: str, input_format: str) -> dict[str, str]:
+    """Validated ``precision``/``input_format``/``format_version`` entries of an exported file."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
+    return {"precision": precision, "input_format": input_format,
+            "format_version": str(FORMAT_VERSION)}  # fmt: skip
+
+
+def read_exported_metadata(
+    meta: dict[str, str], source: str, format_name: str
+) -> tuple[ModelConfig, dict[str, str]]:
+    """Check the metadata of an exported file (``format_name``) and return its config and the
+    metadata dict; a foreign or newer file gives a :class:`ModelError` naming ``source``."""
+    if meta.get(FORMAT_KEY) != format_name or CONFIG_KEY not in meta:
+        raise ModelError(
+            f"{source}: not an ipad-sdk {format_name} file (metadata '{FORMAT_KEY}' is "
+            f"{meta.get(FORMAT_KEY)!r}); export one with export/export_onnx.py"
+        )
+    version = meta.get("format_version", "")
+    if not version.isdigit() or int(version) > FORMAT_VERSION:
+        raise ModelError(
+            f"{source}: format version {version!r} is not supported by this ipad-sdk "
+            f"(reads <= {FORMAT_VERSION}); upgrade ipad-sdk or re-export"
+        )
+    if meta.get("precision") not in PRECISIONS or meta.get("input_format") not in INPUT_FORMATS:
+        raise ModelError(
+            f"{source}: bad precision/input_format metadata "
+            f"({meta.get('precision')!r}, {meta.get('input_format')!r})"
+        )
+    return ModelConfig.from_json(meta[CONFIG_KEY], source=source), meta
 
 
 def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The whole image is resized (not cropped) to ``size x size`` with Pillow's antialiased bicubic
 filter, so that every pixel of the photo is seen and the predicted map maps back onto the full
-frame; then ``(x / 255 - mean) / std`` per channel, channels first.
+frame; then ``(x / 255 - mean) / std`` per channel, channels first. Models exported with a uint8
+input (``input_format="uint8"``) take the resized image channels-first and normalise in-graph.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def preprocess(rgb: np.ndarray, config: ModelConfig) -> np.ndarray:
     return normalize(resize_rgb(rgb, config.image_size), config.mean, config.std)
 
 
-def preprocess_batch(images: Sequence[np.ndarray], config: ModelConfig) -> np.ndarray:
-    """Images -> ``B x 3 x S x S`` float32 batch for ``config``."""
+def preprocess_batch(
+    images: Sequence[np.ndarray], config: ModelConfig, input_format: str = "float"
+) -> np.ndarray:
+    """Images -> ``B x 3 x S x S`` batch for ``config``: normalised float32 (``"float"``) or the
+    resized uint8 pixels (``"uint8"``, for graphs that normalise themselves)."""
+    if input_format == "uint8":
+        size = config.image_size
+        return np.stack([resize_rgb(rgb, size).transpose(2, 0, 1) for rgb in images])
+    if input_format != "float":
+        raise ValueError(f"input_format must be 'float' or 'uint8', got {input_format!r}")
     return np.stack([preprocess(rgb, config) for rgb in images])

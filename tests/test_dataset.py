@@ -123,6 +123,12 @@ def test_refuses_a_different_dataset_or_foreign_folder(fake_generators, photo_di
         _build(photo_dir, foreign)
 
 
+def test_missing_flare_pattern_folder_is_a_usage_error(photo_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _build(photo_dir, tmp_path / "ds", "--flare-patterns", str(tmp_path / "nope"))
+    assert "--flare-patterns" in capsys.readouterr().err
+
+
 def test_unreadable_inputs_are_reported_and_skipped(fake_generators, photo_dir, tmp_path, capsys):
     good = (photo_dir / "photo0.png").read_bytes()
     (photo_dir / "broken.png").write_bytes(good[: len(good) // 2])
@@ -177,6 +183,20 @@ def test_loader_shapes_and_balancing(fake_generators, photo_dir, tmp_path, confi
         assert (got["mask"].sum() > 0) == (rec["label"] != "clean") or rec["mask_fraction"] < 0.01
     with pytest.raises(ValueError, match="split"):
         IpadDataset(out, "training", config)
+
+
+def test_augmentation_changes_per_epoch_and_is_reproducible(
+    fake_generators, photo_dir, tmp_path, config
+):
+    out = tmp_path / "ds"
+    _build(photo_dir, out, "--n-per-class", "6")
+    ds = IpadDataset(out, "train", config, augment=random_flip_crop, seed=1)
+    first = [ds[i]["image"] for i in range(len(ds))]
+    ds.set_epoch(1)
+    second = [ds[i]["image"] for i in range(len(ds))]
+    assert any(not np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    ds.set_epoch(0)
+    assert all(np.array_equal(a, ds[i]["image"]) for i, a in enumerate(first))
 
 
 def test_procedural_inputs_and_size(fake_generators, tmp_path):

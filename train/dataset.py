@@ -80,8 +80,10 @@ class IpadDataset:
     Items are dicts: ``image`` float32 ``[3,S,S]`` preprocessed exactly as the SDK does at
     inference, ``mask`` float32 ``[S,S]`` in {0, 1} (resized with nearest neighbour), ``label``
     int (index into ``classes``), ``id`` str. ``augment`` runs on the full-size uint8 image and
-    bool mask before the resize. Works as a ``torch.utils.data.Dataset`` (``__len__`` and
-    ``__getitem__``); arrays are numpy, which the default collate turns into tensors.
+    bool mask before the resize, seeded by ``(seed, epoch, index)``: call :meth:`set_epoch` before
+    each epoch so every epoch sees new crops, reproducibly. Works as a
+    ``torch.utils.data.Dataset`` (``__len__`` and ``__getitem__``); arrays are numpy, which the
+    default collate turns into tensors.
     """
 
     def __init__(
@@ -103,6 +105,11 @@ class IpadDataset:
             raise ValueError(f"{self.root}: labels {sorted(unknown)} not in classes {self.classes}")
         self.augment = augment
         self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (an epoch always gets the same ones)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.records)
@@ -112,7 +119,7 @@ class IpadDataset:
         image = np.asarray(Image.open(self.root / rec["image"]).convert("RGB"))
         mask = np.asarray(Image.open(self.root / rec["mask"]).convert("L")) > 127
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, index])
+            rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask = self.augment(image, mask, rng)
         size = self.config.image_size
         image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))

@@ -320,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"need at least 3 readable photos, found {len(photos)}")
     patterns: tuple[str, ...] = ()
     if args.flare_patterns:
+        if not Path(args.flare_patterns).is_dir():
+            parser.error(f"--flare-patterns {args.flare_patterns!r} is not a folder")
         patterns = tuple(
             str(p) for p in sorted(Path(args.flare_patterns).iterdir())
             if p.suffix.lower() in PHOTO_SUFFIXES

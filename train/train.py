@@ -183,9 +183,9 @@ class Trainer:
 
     # -- loops ------------------------------------------------------------------------------------
     def _loader(self, stage: str, epoch: int) -> DataLoader:
-        gen = torch.Generator().manual_seed(
-            self.cfg.seed * 1000 + STAGES.index(stage) * 100 + epoch
-        )
+        draw = STAGES.index(stage) * 100 + epoch
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + draw)
+        self.train_set.set_epoch(draw)
         if self.cfg.balanced:
             weights = torch.as_tensor(self.train_set.balanced_weights())
             sampler = WeightedRandomSampler(weights, len(self.train_set), generator=gen)

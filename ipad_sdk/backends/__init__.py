@@ -10,10 +10,15 @@ from ..metadata import ModelConfig
 
 
 class Backend(Protocol):
-    """Runs preprocessed batches: ``[B,3,S,S]`` float32 -> ``([B,K+1], [B,K+1,S,S])`` float32."""
+    """Runs preprocessed batches: ``[B,3,S,S]`` -> ``([B,K+1], [B,K+1,S,S])`` float32.
+
+    ``input_format`` says which batch :func:`~ipad_sdk.preprocess.preprocess_batch` must make:
+    ``"float"`` (normalised float32) or ``"uint8"`` (resized pixels, normalised by the model).
+    """
 
     name: str
     device: str
     config: ModelConfig
+    input_format: str
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...

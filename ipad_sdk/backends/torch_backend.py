@@ -24,6 +24,7 @@ class TorchBackend:
     """Eager PyTorch inference of an :class:`~ipad_sdk.model.IpadClip` bundle."""
 
     name = "torch"
+    input_format = "float"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto") -> None:
         try:

@@ -1,0 +1,157 @@
+"""ONNX Runtime backend: runs an ``.onnx`` file written by ``export/export_onnx.py``.
+
+Execution providers are tried in the order TensorRT -> CUDA -> CPU among those installed (or as
+given). ``onnxruntime-gpu`` lists GPU providers even where they cannot load and then silently runs
+on the CPU, so the providers the session really got are compared with those asked for and a
+fallback is warned about loudly. GPU providers use IOBinding (outputs copied back once per batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ModelError
+from ..metadata import ONNX_FORMAT_NAME, read_exported_metadata
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("class_probs", "pixel_probs")
+_ORT_TYPES = {"float": "tensor(float)", "uint8": "tensor(uint8)"}
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailable(
+            "an .onnx model needs ONNX Runtime; install it with: pip install 'ipad-sdk[onnx]' "
+            "(CPU) or 'ipad-sdk[gpu]' (CUDA/TensorRT; never both in one environment)"
+        ) from None
+    return onnxruntime
+
+
+def choose_providers(device: str, available: Sequence[str]) -> list[str | tuple[str, dict]]:
+    """Providers for ``device`` (``auto``/``cpu``/``cuda[:N]``) among ``available``, best first."""
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if device != "auto" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+    gpu = [(p, {"device_id": index}) for p in GPU_PROVIDERS if p in available]
+    if device.startswith("cuda") and not gpu:
+        raise BackendUnavailable(
+            f"device {device!r} requested but ONNX Runtime offers no GPU provider "
+            f"(available: {list(available)}); install 'ipad-sdk[gpu]'"
+        )
+    return [*gpu, CPU_PROVIDER]
+
+
+class OnnxBackend:
+    """ONNX Runtime inference of an exported IPAD-CLIP graph."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        device: str = "auto",
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        ort = _import_ort()
+        name = os.fspath(path)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        asked = (
+            list(providers)
+            if providers
+            else choose_providers(device, ort.get_available_providers())
+        )
+        try:
+            session = ort.InferenceSession(name, options, providers=asked)
+        except Exception as exc:  # ORT raises its own pybind error types for every bad file
+            raise ModelError(f"{name}: ONNX Runtime cannot load this file: {exc}") from None
+        self.config, self.metadata = read_exported_metadata(
+            session.get_modelmeta().custom_metadata_map, name, ONNX_FORMAT_NAME
+        )
+        self.input_format = self.metadata["input_format"]
+        if self.metadata["precision"] == "fp16" and session.get_providers() == [CPU_PROVIDER]:
+            # ORT's CPU graph optimiser has crashed (segfault) on FP16 transformer graphs at
+            # ORT_ENABLE_ALL (../docs/platform-notes.md); EXTENDED keeps the fusions that matter.
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            session = ort.InferenceSession(name, options, providers=[CPU_PROVIDER])
+        self.session = session
+        self.batch = self._check_io(name)
+        self.providers = session.get_providers()
+        self.device = "cpu" if self.providers[0] == CPU_PROVIDER else "cuda"
+        options_used = session.get_provider_options().get(self.providers[0], {})
+        self._device_id = int(options_used.get("device_id", 0))
+        self._warn_on_fallback(name, asked)
+
+    def _check_io(self, name: str) -> int | None:
+        """Validate names, dtypes and shapes against the metadata; the fixed batch size or None."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        size = self.config.image_size
+        if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != list(
+            OUTPUT_NAMES
+        ):
+            raise ModelError(
+                f"{name}: expected input {INPUT_NAME!r} and outputs {list(OUTPUT_NAMES)}, found "
+                f"{[i.name for i in inputs]} -> {[o.name for o in outputs]}"
+            )
+        shape, kind = inputs[0].shape, inputs[0].type
+        if kind != _ORT_TYPES[self.input_format] or list(shape[1:]) != [3, size, size]:
+            raise ModelError(
+                f"{name}: input is {kind} {shape}, but the metadata says {self.input_format} "
+                f"[B,3,{size},{size}]"
+            )
+        return shape[0] if isinstance(shape[0], int) else None
+
+    def _warn_on_fallback(self, name: str, asked: Sequence[str | tuple[str, dict]]) -> None:
+        wanted = [p if isinstance(p, str) else p[0] for p in asked]
+        missing = [p for p in wanted if p not in self.providers]
+        if missing and any(p in GPU_PROVIDERS for p in missing):
+            message = (
+                f"{name}: ONNX Runtime could not start {missing} and runs on {self.providers} "
+                "instead (a GPU provider failed to load: check CUDA/cuDNN/TensorRT libraries)"
+            )
+            log.warning(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dtype = np.uint8 if self.input_format == "uint8" else np.float32
+        batch = np.ascontiguousarray(batch, dtype=dtype)
+        if self.batch is None:
+            return self._run(batch)
+        parts = [
+            self._run_fixed(batch[i : i + self.batch]) for i in range(0, len(batch), self.batch)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run_fixed(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pad a short chunk to the graph's fixed batch (repeating its last image), then trim."""
+        n = len(chunk)
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - n, axis=0)])
+        class_probs, pixel_probs = self._run(padded)
+        return class_probs[:n], pixel_probs[:n]
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.device == "cpu":
+            class_probs, pixel_probs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+            return class_probs, pixel_probs
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(INPUT_NAME, batch)
+        for output in OUTPUT_NAMES:
+            binding.bind_output(output, "cuda", self._device_id)
+        self.session.run_with_iobinding(binding)
+        class_probs, pixel_probs = binding.copy_outputs_to_cpu()
+        return class_probs, pixel_probs
