@@ -16,7 +16,7 @@ from ipad_sdk.model import TINY_BACKBONE
 from tests.test_dataset import fake_synthesize
 from train.dataset import read_manifest
 from train.losses import dice_loss, focal_loss, ipad_loss, pixel_targets
-from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics
+from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics, lr_factor
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,48 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     for group in ("adapters", "projectors", "prompts"):
         for key, value in reference[group].items():
             torch.testing.assert_close(state[group][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_lr_factor_warmup_then_cosine():
+    assert [lr_factor(s, 10, 2, "cosine") for s in (0, 1)] == [0.5, 1.0]
+    assert lr_factor(2, 10, 2, "cosine") == pytest.approx(1.0)
+    assert lr_factor(6, 10, 2, "cosine") == pytest.approx(0.5)  # half-way through the decay
+    assert lr_factor(10, 10, 2, "cosine") == pytest.approx(0.0)
+    assert lr_factor(5, 10, 2, "constant") == 1.0 and lr_factor(0, 10, 4, "constant") == 0.25
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig.from_dict({"data": "d", "out": "o", "schedule": "linear"})
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_resume_mid_stage_restores_the_schedule(tiny_data, tmp_path):
+    epochs = {"stage1": 2, "stage2": 1, "stage3": 1}
+    sched = {"schedule": "cosine", "warmup_steps": 1, "weight_decay": 0.01, "epochs": epochs}
+    full = Trainer(_config(tiny_data, tmp_path / "a", **sched))
+    full.run()
+
+    class Dies(Trainer):
+        def train_epoch(self, stage, epoch, optimizer, scheduler=None):
+            if (stage, epoch) == ("stage1", 1):
+                raise _Interrupted
+            return super().train_epoch(stage, epoch, optimizer, scheduler)
+
+    with pytest.raises(_Interrupted):
+        Dies(_config(tiny_data, tmp_path / "b", **sched)).run()
+    resumed = Trainer(_config(tiny_data, tmp_path / "b", **sched))
+    resumed.run(resume=True)
+    want, got = full._trainable_state(), resumed._trainable_state()
+    for group in ("adapters", "projectors", "heads", "prompts"):
+        for key, value in want[group].items():
+            torch.testing.assert_close(got[group][key], value, rtol=0, atol=0, msg=key)
+    records = [json.loads(line) for line in open(tmp_path / "a" / "metrics.jsonl")]
+    lrs = [r["train"]["lr_end"] for r in records if r["stage"] == "stage1"]
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)  # cosine reached 0 at the end of the stage
+    stage_tests = json.loads((tmp_path / "a" / "stage_test_metrics.json").read_text())
+    assert sorted(stage_tests) == ["stage1", "stage2"]  # the final stage: test_metrics.json
+    assert set(stage_tests["stage1"]) >= {"image", "pixel", "score"}
 
 
 def test_ablations_apply(tiny_data, tmp_path):

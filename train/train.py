@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as `python train/train.py`: make `train` im
 import argparse
 import copy
 import json
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ipad_sdk import metrics
+from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.metadata import DEFAULT_CLASSES
 from ipad_sdk.model import IpadClip, model_config, save_bundle
 from ipad_sdk.model.backbone import create_clip, import_open_clip
@@ -73,6 +75,9 @@ class TrainConfig:
     tau: float = 0.07
     batch_size: int = 8
     lr: float = 1e-3
+    weight_decay: float = 0.0  # AdamW's decoupled decay; 0 is plain Adam (the paper)
+    schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay to 0, per stage
+    warmup_steps: int = 0
     epochs: dict[str, int] = field(default_factory=lambda: {s: 20 for s in STAGES})
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     lambda_cls: float = 4.0
@@ -106,6 +111,8 @@ class TrainConfig:
         bad = [s for s in cfg.stages if s not in STAGES]
         if bad or not cfg.stages:
             raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {cfg.stages}")
+        if cfg.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}")
         return cfg
 
 
@@ -117,6 +124,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at optimiser ``step`` of a stage of ``total`` steps:
+    linear warm-up over ``warmup`` steps, then constant or cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -199,8 +217,24 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
+    def steps_per_epoch(self) -> int:
+        batches = math.ceil(len(self.train_set) / self.cfg.batch_size)
+        return min(self.cfg.max_steps_per_epoch or batches, batches)
+
+    def make_optimizer(self, stage: str) -> tuple[torch.optim.Optimizer, Any]:
+        """AdamW on ``stage``'s parameters and its per-step learning-rate schedule."""
+        optimizer = torch.optim.AdamW(
+            self.stage_parameters(stage), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+        total = self.cfg.epochs[stage] * self.steps_per_epoch()
+        cfg = self.cfg
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, total, cfg.warmup_steps, cfg.schedule)
+        )
+        return optimizer, scheduler
+
     def train_epoch(
-        self, stage: str, epoch: int, optimizer: torch.optim.Optimizer
+        self, stage: str, epoch: int, optimizer: torch.optim.Optimizer, scheduler: Any = None
     ) -> dict[str, float]:
         from tqdm import tqdm
 
@@ -222,10 +256,16 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value
             steps += 1
-        return {key: value / max(steps, 1) for key, value in totals.items()} | {"steps": steps}
+        lr = optimizer.param_groups[0]["lr"]
+        return {key: value / max(steps, 1) for key, value in totals.items()} | {
+            "steps": steps,
+            "lr_end": lr,
+        }
 
     @torch.no_grad()
     def evaluate(self, stage: str, dataset: IpadDataset | None = None) -> dict[str, Any]:
@@ -267,10 +307,13 @@ class Trainer:
         if "visual" in state:
             self.model.visual.load_state_dict(state["visual"])
 
-    def _save_checkpoint(self, stage: str, epoch: int, optimizer, best: dict[str, Any]) -> None:
+    def _save_checkpoint(
+        self, stage: str, epoch: int, optimizer, scheduler, best: dict[str, Any]
+    ) -> None:
         payload = {
             "stage": stage, "epoch": epoch, "state": self._trainable_state(),
-            "optimizer": optimizer.state_dict(), "best": best, "config": asdict(self.cfg),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "best": best, "config": asdict(self.cfg),
         }  # fmt: skip
         tmp = self.out / ".checkpoint.pt.tmp"
         torch.save(payload, tmp)
@@ -283,7 +326,7 @@ class Trainer:
         stages = [s for s in self.cfg.stages if s != "stage2" or self.stage_parameters("stage2")]
         final = stages[-1]
         best: dict[str, Any] = {"score": -1.0}
-        start_stage, start_epoch, opt_state = 0, 0, None
+        start_stage, start_epoch, opt_state, sched_state = 0, 0, None, None
         ckpt_path = self.out / "checkpoint.pt"
         if resume and ckpt_path.exists():
             ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=True)
@@ -291,21 +334,23 @@ class Trainer:
             best = ckpt["best"]
             start_stage = stages.index(ckpt["stage"])
             start_epoch = ckpt["epoch"] + 1
-            opt_state = ckpt["optimizer"]
+            opt_state, sched_state = ckpt["optimizer"], ckpt.get("scheduler")
             if start_epoch >= self.cfg.epochs[ckpt["stage"]]:
-                start_stage, start_epoch, opt_state = start_stage + 1, 0, None
+                start_stage, start_epoch, opt_state, sched_state = start_stage + 1, 0, None, None
         for stage in stages[start_stage:]:
             self._freeze_for(stage)
             if stage == "stage3" and start_epoch == 0:
                 with torch.no_grad():
                     self.model.set_anchors(self.prompts())
-            optimizer = torch.optim.Adam(self.stage_parameters(stage), lr=self.cfg.lr)
+            optimizer, scheduler = self.make_optimizer(stage)
             if opt_state is not None:
                 optimizer.load_state_dict(opt_state)
-                opt_state = None
+                if sched_state is not None:
+                    scheduler.load_state_dict(sched_state)
+                opt_state = sched_state = None
             for epoch in range(start_epoch, self.cfg.epochs[stage]):
                 tic = time.perf_counter()
-                train_stats = self.train_epoch(stage, epoch, optimizer)
+                train_stats = self.train_epoch(stage, epoch, optimizer, scheduler)
                 val = self.evaluate(stage)
                 record = {"stage": stage, "epoch": epoch, "train": train_stats, "val": val,
                           "seconds": time.perf_counter() - tic}  # fmt: skip
@@ -314,12 +359,23 @@ class Trainer:
                 if stage == final and val["score"] > best["score"]:
                     best = {"score": val["score"], "stage": stage, "epoch": epoch, "val": val}
                     torch.save(self._trainable_state(), self.out / "best.pt")
-                self._save_checkpoint(stage, epoch, optimizer, best)
+                self._save_checkpoint(stage, epoch, optimizer, scheduler, best)
+            if stage != final and self.cfg.epochs[stage] > 0:
+                # what this stage alone achieved (its last epoch), for ablation tables; the
+                # test split never selects anything
+                self._record_stage_test(stage)
             start_epoch = 0
         self._finish(final)
         test = self.evaluate(final, self.test_set)
         (self.out / "test_metrics.json").write_text(json.dumps({"best": best, "test": test}))
         return best
+
+    def _record_stage_test(self, stage: str) -> None:
+        """Add ``stage``'s test metrics (its last epoch) to ``stage_test_metrics.json``."""
+        path = self.out / "stage_test_metrics.json"
+        done = json.loads(path.read_text()) if path.exists() else {}
+        done[stage] = self.evaluate(stage, self.test_set)
+        atomic_write_bytes(path, json.dumps(done).encode())
 
     def _freeze_for(self, stage: str) -> None:
         trainable = {id(p) for p in self.stage_parameters(stage)}
