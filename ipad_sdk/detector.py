@@ -18,6 +18,7 @@ from .result import Result
 
 BUNDLE_SUFFIXES = (".safetensors",)
 ONNX_SUFFIXES = (".onnx",)
+ENGINE_SUFFIXES = (".plan", ".engine")
 DEFAULT_MODEL_NAME = "ipad-default.safetensors"
 
 
@@ -32,34 +33,58 @@ def default_model_path() -> Path:
     return path
 
 
+BACKENDS = {"torch": BUNDLE_SUFFIXES, "onnxruntime": ONNX_SUFFIXES, "tensorrt": ENGINE_SUFFIXES}
+
+
+def backend_for(path: str | os.PathLike[str]) -> str:
+    """The backend that runs ``path``, by its suffix: ``torch``, ``onnxruntime`` or
+    ``tensorrt``."""
+    name = os.fspath(path)
+    suffix = Path(name).suffix.lower()
+    for backend, suffixes in BACKENDS.items():
+        if suffix in suffixes:
+            return backend
+    known = ", ".join(f"{'/'.join(s)} ({b})" for b, s in BACKENDS.items())
+    raise ModelError(f"{name}: unsupported model file type {suffix!r}; expected {known}")
+
+
 def open_backend(
     path: str | os.PathLike[str],
     device: str = "auto",
     providers: Sequence[str] | None = None,
     threads: int | None = None,
+    backend: str = "auto",
 ) -> Backend:
-    """The backend for ``path``, chosen by its file type: a ``.safetensors`` bundle runs on
-    PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only)."""
+    """Open ``path`` on ``backend`` (``"auto"``: by file type): a ``.safetensors`` bundle runs on
+    PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only), a
+    ``.plan``/``.engine`` on TensorRT. A missing runtime raises
+    :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
     name = os.fspath(path)
     file = Path(name)
     if not file.exists():
         raise ModelError(f"{name}: model file not found")
     if file.is_dir():
         raise ModelError(f"{name}: is a directory, not a model file")
-    if file.suffix.lower() in BUNDLE_SUFFIXES:
+    kind = backend_for(name)
+    if backend not in ("auto", kind):
+        if backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be 'auto' or one of {sorted(BACKENDS)}, got {backend!r}"
+            )
+        raise ValueError(f"{name} is a {kind} model; backend={backend!r} cannot run it")
+    if kind != "onnxruntime" and (providers is not None or threads is not None):
+        raise ValueError("providers/threads apply to .onnx models only")
+    if kind == "torch":
         from .backends.torch_backend import TorchBackend
 
-        if providers is not None or threads is not None:
-            raise ValueError("providers/threads apply to .onnx models only")
         return TorchBackend(name, device)
-    if file.suffix.lower() in ONNX_SUFFIXES:
+    if kind == "onnxruntime":
         from .backends.onnx_backend import OnnxBackend
 
         return OnnxBackend(name, device, providers=providers, threads=threads)
-    raise ModelError(
-        f"{name}: unsupported model file type {file.suffix!r}; expected a "
-        f"{'/'.join(BUNDLE_SUFFIXES)} model bundle or an {'/'.join(ONNX_SUFFIXES)} export"
-    )
+    from .backends.trt_backend import TensorRTBackend
+
+    return TensorRTBackend(name, device)
 
 
 class Detector:
@@ -69,9 +94,11 @@ class Detector:
     >>> det.detect("photo.jpg").label                  # doctest: +SKIP
     'flare'
 
-    ``model`` defaults to the embedded default model. ``device`` is ``"auto"`` (CUDA when
-    available), ``"cpu"`` or ``"cuda[:N]"``. Images larger
-    than ``max_pixels`` are refused as possible decompression bombs.
+    ``model`` defaults to the embedded default model; a ``.safetensors`` bundle runs on PyTorch,
+    an ``.onnx`` export on ONNX Runtime (``providers``, ``threads``), a ``.plan``/``.engine`` on
+    TensorRT (``backend="auto"`` picks by file type; naming one checks it). ``device`` is
+    ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Images larger than
+    ``max_pixels`` are refused as possible decompression bombs.
     """
 
     def __init__(
@@ -82,11 +109,12 @@ class Detector:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_path = os.fspath(model if model is not None else default_model_path())
-        self.backend = open_backend(self.model_path, device, providers, threads)
+        self.backend = open_backend(self.model_path, device, providers, threads, backend)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         if not self.config.trained:
@@ -156,4 +184,4 @@ class Detector:
         ]
 
 
-__all__ = ["Detector", "default_model_path", "open_backend"]
+__all__ = ["Detector", "backend_for", "default_model_path", "open_backend"]

@@ -21,6 +21,10 @@ from .errors import ModelError
 
 FORMAT_NAME = "ipad-bundle"
 ONNX_FORMAT_NAME = "ipad-onnx"
+ENGINE_FORMAT_NAME = "ipad-engine"
+#: An engine's metadata lives in a JSON sidecar beside the plan (``engine.plan`` ->
+#: ``engine.plan.json``): a header inside the plan would break trtexec, Polygraphy and C++ loaders.
+ENGINE_SIDECAR_SUFFIX = ".json"
 FORMAT_VERSION = 1
 CONFIG_KEY = "ipad_config"
 FORMAT_KEY = "format"
@@ -240,6 +244,56 @@ def read_exported_metadata(
             f"({meta.get('precision')!r}, {meta.get('input_format')!r})"
         )
     return ModelConfig.from_json(meta[CONFIG_KEY], source=source), meta
+
+
+def engine_sidecar_path(plan: str | os.PathLike[str]) -> str:
+    """Where the metadata of the engine ``plan`` lives (``<plan>.json``)."""
+    return os.fspath(plan) + ENGINE_SIDECAR_SUFFIX
+
+
+def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dict[str, Any]]:
+    """Read and check an engine's sidecar: the ONNX file's keys (format ``ipad-engine``) plus a
+    ``tensorrt`` object (flavour, version, target SM, profile, I/O, plan size and SHA-256).
+
+    A missing plan or sidecar, a foreign sidecar, or a plan whose size or hash differs from the
+    sidecar's (truncated, corrupt, or rebuilt without its sidecar) is a :class:`ModelError`.
+    """
+    import hashlib
+
+    name, sidecar = os.fspath(plan), engine_sidecar_path(plan)
+    if not os.path.isfile(name):
+        raise ModelError(f"{name}: engine file not found")
+    try:
+        with open(sidecar, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except FileNotFoundError:
+        raise ModelError(
+            f"{name}: its metadata sidecar {sidecar} is missing; keep the .json written by "
+            "export/build_trt.py beside the plan (or rebuild the engine)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{sidecar}: unreadable engine metadata: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("tensorrt"), dict):
+        raise ModelError(f"{sidecar}: not an ipad-sdk engine sidecar (no 'tensorrt' object)")
+    flat = {k: v for k, v in meta.items() if isinstance(v, str)}
+    config, _ = read_exported_metadata(flat, sidecar, ENGINE_FORMAT_NAME)
+    info = meta["tensorrt"]
+    size = os.path.getsize(name)
+    if size != info.get("plan_bytes"):
+        raise ModelError(
+            f"{name}: the plan is {size} bytes but was built as {info.get('plan_bytes')} "
+            "(truncated or replaced); rebuild the engine with export/build_trt.py"
+        )
+    digest = hashlib.sha256()
+    with open(name, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != info.get("plan_sha256"):
+        raise ModelError(
+            f"{name}: the plan's SHA-256 does not match its sidecar (corrupt or replaced); "
+            "rebuild the engine with export/build_trt.py"
+        )
+    return config, meta
 
 
 def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:

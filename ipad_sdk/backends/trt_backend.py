@@ -1,0 +1,259 @@
+"""TensorRT backend: runs an engine plan built by ``export/build_trt.py`` (TensorRT for RTX or full
+TensorRT >= 10), with buffers from cuda-python (no torch needed).
+
+Before anything touches the GPU, the plan is checked against its sidecar (size, SHA-256, TensorRT
+flavour and version) and the GPU against the engine's target architecture, so a plan for another
+GPU or TensorRT version, or a truncated plan, gives a "rebuild the engine" error instead of a crash.
+
+Execution uses named I/O tensors (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``) on one CUDA stream per backend. Device buffers and pinned host buffers are
+allocated once at the profile's maximum batch and reused; larger batches are split.
+
+Thread safety: one execution context per backend, so :meth:`TensorRTBackend.run` holds a lock; a
+Detector may be shared by threads (calls are serialised). For concurrent GPU work, create one
+Detector per thread (each gets its own context, stream and buffers).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable, ModelError
+from ..metadata import ModelConfig, read_engine_metadata
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("class_probs", "pixel_probs")
+_MODULES = {
+    "tensorrt-rtx": ("tensorrt_rtx", "pip install 'ipad-sdk[trt]'"),
+    "tensorrt": ("tensorrt", "pip install tensorrt --extra-index-url https://pypi.nvidia.com"),
+}
+_NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}
+
+
+def batch_chunks(n: int, max_batch: int) -> Iterator[slice]:
+    """Slices of ``range(n)`` no longer than the engine profile's ``max_batch``."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    for start in range(0, n, max_batch):
+        yield slice(start, min(n, start + max_batch))
+
+
+def cuda_device_index(device: str) -> int:
+    """``auto``/``cuda``/``cuda:N`` -> N; a TensorRT engine never runs on the CPU."""
+    if device in ("auto", "cuda"):
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"a TensorRT engine runs on an NVIDIA GPU: device must be 'auto', 'cuda' "
+                     f"or 'cuda:N', got {device!r}")  # fmt: skip
+
+
+def binding_problems(
+    engine_io: dict[str, dict[str, Any]], sidecar_io: dict[str, dict[str, Any]], config: ModelConfig
+) -> list[str]:
+    """Differences between the engine's I/O tensors and what its sidecar and config promise."""
+    problems = []
+    if set(engine_io) != {INPUT_NAME, *OUTPUT_NAMES}:
+        problems.append(f"tensors {sorted(engine_io)}, expected {[INPUT_NAME, *OUTPUT_NAMES]}")
+        return problems
+    size, k = config.image_size, config.num_classes
+    expected = {INPUT_NAME: [3, size, size], "class_probs": [k], "pixel_probs": [k, size, size]}
+    for name, info in engine_io.items():
+        promised = sidecar_io.get(name, {})
+        for key in ("mode", "dtype"):
+            if info[key] != promised.get(key):
+                problems.append(
+                    f"{name}: {key} {info[key]} but the sidecar says {promised.get(key)}"
+                )
+        if list(info["shape"][1:]) != expected[name]:
+            problems.append(
+                f"{name}: shape {info['shape']} but the config needs [B,*{expected[name]}]"
+            )
+    return problems
+
+
+def _import_trt(flavour: str, name: str) -> Any:
+    module, install = _MODULES.get(flavour, (None, None))
+    if module is None:
+        raise ModelError(f"{name}: unknown TensorRT flavour {flavour!r} in the sidecar")
+    try:
+        return __import__(module)
+    except ImportError:
+        raise BackendUnavailable(
+            f"{name}: this engine was built with {flavour}, which is not installed; {install}"
+        ) from None
+
+
+def _import_cudart() -> Any:
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        raise BackendUnavailable(
+            "the TensorRT backend needs cuda-python: pip install 'ipad-sdk[trt]'"
+        ) from None
+    return runtime
+
+
+class _Cuda:
+    """The few CUDA runtime calls the backend makes, with errors turned into exceptions."""
+
+    def __init__(self, cudart: Any) -> None:
+        self.rt = cudart
+
+    def __call__(self, what: str, result: tuple) -> Any:
+        err = result[0]
+        if err != self.rt.cudaError_t.cudaSuccess:
+            _, text = self.rt.cudaGetErrorString(err)
+            raise RuntimeError(f"CUDA {what} failed: {err.name}: {text.decode(errors='replace')}")
+        rest = result[1:]
+        return rest[0] if len(rest) == 1 else (rest or None)
+
+
+class TensorRTBackend:
+    """TensorRT inference of an engine plan with its ``.json`` sidecar."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "auto") -> None:
+        name = os.fspath(path)
+        self._buffers: list[tuple[str, int]] = []
+        self.stream = None
+        self.config, self.metadata = read_engine_metadata(name)
+        info = self.metadata["tensorrt"]
+        self.input_format = self.metadata["input_format"]
+        trt = _import_trt(info["flavour"], name)
+        if trt.__version__ != info["version"]:
+            raise ModelError(
+                f"{name}: built with {info['flavour']} {info['version']} but {trt.__version__} "
+                "is installed; engines are tied to the TensorRT version: rebuild the engine with "
+                "export/build_trt.py"
+            )
+        index = cuda_device_index(device)
+        cuda = _Cuda(_import_cudart())
+        self._check_gpu(cuda, index, info, name)
+        self.device = f"cuda:{index}"
+        self._cuda, self._trt = cuda, trt
+        self._lock = threading.Lock()
+        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            Path(name).read_bytes()
+        )
+        if engine is None:
+            raise ModelError(
+                f"{name}: TensorRT could not deserialise the plan (see its log above); rebuild "
+                "the engine for this GPU and TensorRT version with export/build_trt.py"
+            )
+        self.engine = engine
+        problems = binding_problems(self._engine_io(), info.get("io", {}), self.config)
+        if problems:
+            raise ModelError(f"{name}: engine and metadata disagree: " + "; ".join(problems))
+        self.max_batch = int(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
+        self.context = engine.create_execution_context()
+        self.stream = cuda("cudaStreamCreate", cuda.rt.cudaStreamCreate())
+        self._allocate()
+
+    @staticmethod
+    def _check_gpu(cuda: _Cuda, index: int, info: dict[str, Any], name: str) -> None:
+        rt = cuda.rt
+        err, count = rt.cudaGetDeviceCount()
+        if err != rt.cudaError_t.cudaSuccess or count == 0:
+            reason = err.name if err != rt.cudaError_t.cudaSuccess else "no CUDA device"
+            raise BackendUnavailable(
+                f"{name}: no usable NVIDIA GPU here ({reason}); a TensorRT engine runs only on "
+                "the GPU it was built for. Use the .onnx or .safetensors model on this machine"
+            )
+        if index >= count:
+            raise BackendUnavailable(f"{name}: cuda:{index} requested but {count} GPU(s) found")
+        cuda("cudaSetDevice", rt.cudaSetDevice(index))
+        props = cuda("cudaGetDeviceProperties", rt.cudaGetDeviceProperties(index))
+        here = f"{props.major}{props.minor}"
+        target = info.get("target_sm")
+        if target not in (None, "local", here):
+            raise ModelError(
+                f"{name}: engine built for SM{target}, but cuda:{index} "
+                f"({props.name.decode(errors='replace').strip(chr(0))}) is SM{here}; rebuild the "
+                f"engine for this GPU: python export/build_trt.py MODEL.fp16.onnx --sm {here}"
+            )
+
+    def _engine_io(self) -> dict[str, dict[str, Any]]:
+        trt, engine = self._trt, self.engine
+        out = {}
+        for i in range(engine.num_io_tensors):
+            tensor = engine.get_tensor_name(i)
+            mode = engine.get_tensor_mode(tensor)
+            out[tensor] = {
+                "mode": "input" if mode == trt.TensorIOMode.INPUT else "output",
+                "dtype": str(engine.get_tensor_dtype(tensor)).rsplit(".", 1)[-1],
+                "shape": list(engine.get_tensor_shape(tensor)),
+            }
+        return out
+
+    def _allocate(self) -> None:
+        """Device and pinned host buffers for every I/O tensor at the profile's max batch."""
+        cuda, rt = self._cuda, self._cuda.rt
+        self.host: dict[str, np.ndarray] = {}
+        self.device_ptr: dict[str, int] = {}
+        for tensor, info in self._engine_io().items():
+            shape = (self.max_batch, *info["shape"][1:])
+            dtype = np.dtype(_NUMPY[info["dtype"]])
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            dev = cuda("cudaMalloc", rt.cudaMalloc(nbytes))
+            self._buffers.append(("device", int(dev)))
+            host = cuda("cudaMallocHost", rt.cudaMallocHost(nbytes))
+            self._buffers.append(("host", int(host)))
+            raw = (ctypes.c_byte * nbytes).from_address(int(host))
+            self.host[tensor] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+            self.device_ptr[tensor] = int(dev)
+            self.context.set_tensor_address(tensor, int(dev))
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dtype = np.uint8 if self.input_format == "uint8" else np.float32
+        batch = np.ascontiguousarray(batch, dtype=dtype)
+        parts = []
+        with self._lock:
+            for chunk in batch_chunks(len(batch), self.max_batch):
+                parts.append(self._run_chunk(batch[chunk]))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run_chunk(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cuda, rt, n = self._cuda, self._cuda.rt, len(chunk)
+        h2d, d2h = (
+            rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+            rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+        )
+        host_in = self.host[INPUT_NAME]
+        host_in[:n] = chunk
+        cuda("cudaMemcpyAsync", rt.cudaMemcpyAsync(self.device_ptr[INPUT_NAME], host_in.ctypes.data,
+                                                   chunk.nbytes, h2d, self.stream))  # fmt: skip
+        self.context.set_input_shape(INPUT_NAME, tuple(chunk.shape))
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise RuntimeError("TensorRT execute_async_v3 failed (see its log)")
+        for tensor in OUTPUT_NAMES:
+            out = self.host[tensor]
+            nbytes = out[:n].nbytes
+            cuda("cudaMemcpyAsync", rt.cudaMemcpyAsync(out.ctypes.data, self.device_ptr[tensor],
+                                                       nbytes, d2h, self.stream))  # fmt: skip
+        cuda("cudaStreamSynchronize", rt.cudaStreamSynchronize(self.stream))
+        return (self.host["class_probs"][:n].astype(np.float32),
+                self.host["pixel_probs"][:n].astype(np.float32))  # fmt: skip
+
+    def close(self) -> None:
+        """Free the CUDA buffers and stream (also done when the backend is garbage-collected)."""
+        cuda = getattr(self, "_cuda", None)
+        if cuda is None:
+            return
+        for kind, ptr in self._buffers:
+            (cuda.rt.cudaFree if kind == "device" else cuda.rt.cudaFreeHost)(ptr)
+        self._buffers = []
+        if getattr(self, "stream", None) is not None:
+            cuda.rt.cudaStreamDestroy(self.stream)
+            self.stream = None
+
+    def __del__(self) -> None:
+        self.close()
