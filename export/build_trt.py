@@ -11,7 +11,9 @@ normalisation and the cosine head in FP32. With full TensorRT, ``--fp16-flag`` i
 FP32 ONNX with the FP16 builder flag and pins those layers to FP32.
 
 The batch is dynamic within one optimisation profile (``min:opt:max``); H and W are fixed by the
-model. The timing cache is loaded from and saved to ``--timing-cache``. The plan and its sidecar
+model. Where a GPU can deserialise the plan, the built engine's layers (EngineInspector) go to
+``<plan>.layers.json``; the sidecar always lists the network's layer output types. Full
+TensorRT loads and saves ``--timing-cache`` (TensorRT for RTX has none). The plan and its sidecar
 ``<plan>.json`` (the ONNX metadata plus TensorRT flavour/version, target SM, profile, I/O, the
 network's layer precisions, plan size and SHA-256) are written atomically; the SDK needs nothing
 else: ``ipad_sdk.Detector("engine.plan")``.
@@ -194,6 +196,23 @@ def _progress_monitor(trt: ModuleType) -> Any:
     return Monitor()
 
 
+def inspect_engine(trt: ModuleType, plan: bytes) -> str | None:
+    """The built engine's per-layer information (EngineInspector JSON), where a GPU can
+    deserialise the plan; None without one (a TensorRT-RTX plan cannot be read without a GPU)."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        return None
+    err, count = runtime.cudaGetDeviceCount()
+    if err != runtime.cudaError_t.cudaSuccess or count == 0:
+        return None
+    engine = trt.Runtime(_logger(trt)).deserialize_cuda_engine(plan)
+    if engine is None:  # built for another GPU architecture than the local one
+        return None
+    inspector = engine.create_engine_inspector()
+    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+
+
 def build_engine(
     onnx_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -293,6 +312,9 @@ def build_engine(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, bytes(plan_bytes))
+    layers = inspect_engine(trt, bytes(plan_bytes))
+    if layers is not None:
+        atomic_write_bytes(Path(f"{out}.layers.json"), layers.encode())
     sidecar_text = json.dumps(sidecar, indent=1, sort_keys=True).encode()
     atomic_write_bytes(Path(engine_sidecar_path(out)), sidecar_text)
     return sidecar
