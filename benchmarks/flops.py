@@ -1,0 +1,94 @@
+"""Analytic FLOPs of one IPAD-CLIP forward pass, and throughput estimates from a card's peak.
+
+    python benchmarks/flops.py [--card "RTX 3090"] [--efficiency 0.4]
+
+FLOPs here are 2 x the multiply-accumulates of the convolutions and matrix products (the work
+tensor cores do): patch embedding, attention (QKV, scores, weighted sum, output), MLPs, residual
+adapters, projectors and the cosine head. LayerNorm, softmax, GELU and the bilinear upsampling are
+left out (about 1-2 % more). ``tests/test_flops.py`` checks the count against PyTorch's own
+``FlopCounterMode`` on real models.
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    import sys
+    from pathlib import Path as _Path
+
+    sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+from typing import Any
+
+from ipad_sdk.metadata import ModelConfig
+
+#: Dense FP16 tensor-core peaks in TFLOP/s (no sparsity; FP32 accumulate where GeForce cards run
+#: it at half rate), from NVIDIA's architecture whitepapers and datasheets.
+FP16_TENSOR_PEAK_TFLOPS: dict[str, float] = {
+    "RTX 3090": 71.0,  # GA102, FP32 accumulate (142 with FP16 accumulate)
+    "RTX 4090": 165.2,  # AD102, FP32 accumulate (330 with FP16 accumulate)
+    "A100": 312.0,
+    "L4": 121.0,
+    "H100": 989.4,  # SXM
+    "H200": 989.4,
+}
+
+
+def ipad_flops(config: ModelConfig) -> dict[str, float]:
+    """FLOPs per image of the network ``config`` describes, by part, and their ``total``."""
+    vision = config.vision_cfg
+    width, dim, depth = config.width, config.embed_dim, config.depth
+    grid, patch = config.grid_size, config.patch_size
+    mlp = int(width * float(vision.get("mlp_ratio", 4.0)))
+    patches = grid * grid
+    tokens = patches + 1
+    classes = config.num_classes
+    parts = {
+        "patch_embed": 2 * patches * 3 * patch * patch * width,
+        "attention_proj": depth * 2 * tokens * width * 4 * width,  # QKV + output
+        "attention_scores": depth * 2 * 2 * tokens * tokens * width,  # QK^T and AV
+        "mlp": depth * 2 * 2 * tokens * width * mlp,
+        "adapters": config.n_adapt * 2 * tokens * width * width,
+        "projectors": len(config.feature_layers) * 2 * patches * width * dim + 2 * width * dim,
+        "cosine_head": 2 * (patches + 1) * dim * classes,
+    }
+    parts["total"] = float(sum(parts.values()))
+    return {k: float(v) for k, v in parts.items()}
+
+
+def estimate_images_per_second(flops: float, card: str, efficiency: float) -> float:
+    """Images/s if ``card`` sustained ``efficiency`` x its dense FP16 tensor peak (an estimate)."""
+    return FP16_TENSOR_PEAK_TFLOPS[card] * 1e12 * efficiency / flops
+
+
+def config_for(backbone: str, image_size: int | None = None) -> ModelConfig:
+    """The ModelConfig of an open_clip backbone at ``image_size`` (no weights are built)."""
+    from ipad_sdk.model.backbone import clip_config_for
+    from ipad_sdk.model.network import model_config
+
+    return model_config(backbone, clip_config_for(backbone, image_size))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--card", default="RTX 3090", choices=sorted(FP16_TENSOR_PEAK_TFLOPS))
+    parser.add_argument("--efficiency", type=float, nargs="+", default=[0.3, 0.6],
+                        help="fractions of the FP16 peak to estimate with")  # fmt: skip
+    args = parser.parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    for backbone, size in (("IPAD-Small-ViT-16", 224), ("ViT-B-16", 224), ("ViT-L-14", 518)):
+        flops = ipad_flops(config_for(backbone, size))["total"]
+        rows.append({"model": f"{backbone}@{size}", "gflops": flops / 1e9} | {
+            f"img/s at {e:.0%}": estimate_images_per_second(flops, args.card, e)
+            for e in args.efficiency
+        })  # fmt: skip
+    peak = FP16_TENSOR_PEAK_TFLOPS[args.card]
+    print(f"Estimated {args.card} FP16 throughput (peak {peak} TFLOP/s; estimates, not measured)")
+    for row in rows:
+        print("  " + ", ".join(f"{k}: {v:,.1f}" if isinstance(v, float) else f"{k}: {v}"
+                               for k, v in row.items()))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
