@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .errors import IpadError
+from .errors import BackendUnavailable, IpadError, ModelError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -110,16 +110,47 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _cmd_info(args: argparse.Namespace) -> int:
-    from .metadata import read_bundle_config
+def _read_onnx_metadata(path: str) -> dict[str, str]:
+    try:
+        import onnx
+    except ImportError:
+        raise BackendUnavailable("ipad info on .onnx files needs: pip install onnx") from None
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError types
+        raise ModelError(f"{path}: not a readable ONNX file: {exc}") from None
+    return {e.key: e.value for e in proto.metadata_props}
 
-    config = read_bundle_config(args.model)
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .detector import backend_for
+    from .metadata import (
+        ONNX_FORMAT_NAME,
+        read_bundle_config,
+        read_engine_metadata,
+        read_exported_metadata,
+    )
+
+    path = os.fspath(args.model)
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: model file not found")
+    kind = backend_for(path)
+    extra: dict[str, object] = {}
+    if kind == "torch":
+        config = read_bundle_config(path)
+    elif kind == "onnxruntime":
+        config, meta = read_exported_metadata(_read_onnx_metadata(path), path, ONNX_FORMAT_NAME)
+        extra = {k: v for k, v in meta.items() if k != "ipad_config"}
+    else:
+        config, meta = read_engine_metadata(path)
+        extra = {k: v for k, v in meta.items() if k != "ipad_config"}
     info = {
-        "file": os.fspath(args.model),
-        "bytes": os.path.getsize(args.model),
-        "sha256": _sha256(args.model),
+        "file": path,
+        "runtime": kind,
+        "bytes": os.path.getsize(path),
+        "sha256": _sha256(path),
         "config": config.to_dict(),
-    }
+    } | extra
     print(json.dumps(info, indent=2))
     return EXIT_OK
 

@@ -297,3 +297,12 @@ def test_export_script_end_to_end(tiny_bundle, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "tiny.fp16.onnx", "tiny.int8.onnx", "tiny.onnx", "tiny.verify.json"
     ]  # fmt: skip
+
+
+def test_ipad_info_reads_onnx_metadata(exports, capsys):
+    from ipad_sdk.cli import main
+
+    assert main(["info", str(exports["fp16"])]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runtime"] == "onnxruntime" and info["precision"] == "fp16"
+    assert info["config"]["image_size"] == 64 and info["format"] == "ipad-onnx"

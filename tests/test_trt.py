@@ -244,3 +244,16 @@ def test_engine_matches_onnx_runtime_on_a_gpu(tmp_path, onnx_files, rgb_image):
         assert got.label == want.label
         np.testing.assert_allclose(got.heatmap, want.heatmap, atol=1e-2)
     assert isinstance(on_trt.backend, TensorRTBackend)
+
+
+def test_ipad_info_reads_the_sidecar(engine, capsys, tmp_path):
+    from ipad_sdk.cli import main
+
+    plan, _ = engine
+    assert main(["info", str(plan)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runtime"] == "tensorrt" and info["tensorrt"]["target_sm"] == "86"
+    lonely = tmp_path / "x.plan"
+    shutil.copy(plan, lonely)
+    assert main(["info", str(lonely)]) == 2
+    assert "sidecar" in capsys.readouterr().err
