@@ -1,0 +1,134 @@
+"""Inference throughput of one model on several backends, side by side in one run.
+
+    python benchmarks/throughput.py MODEL.safetensors [--onnx DIR] [--batch 1 8] [--repeats 7]
+        [--threads 2] [--device cpu] [--name NAME] [--out benchmarks/results]
+
+The baseline is PyTorch eager FP32 on the same device (the bundle); every other row is an export of
+the same bundle (``--onnx DIR`` holds ``<stem>.onnx``, ``.fp16.onnx``, ``.int8.onnx`` from
+export/export_onnx.py, whichever exist) and is reported as a ratio to that baseline. Timing covers
+``backend.run`` on a preprocessed batch (inference only, full-resolution probability maps
+included). Backends are measured round-robin after a warm-up, so slow phases of a noisy machine
+hit all of them alike; medians are reported, with p95 per-batch latency. Writes
+``throughput_<name>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    import sys
+    from pathlib import Path as _Path
+
+    sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.flops import ipad_flops
+from ipad_sdk.detector import open_backend
+from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.preprocess import preprocess_batch
+
+
+def _backends(model: Path, onnx_dir: Path | None, device: str, threads: int) -> dict[str, Any]:
+    """name -> backend: the bundle on PyTorch first (the baseline), then the ONNX exports."""
+    import torch
+
+    torch.set_num_threads(threads)
+    found = {"pytorch eager fp32": open_backend(model, device)}
+    if onnx_dir is not None:
+        for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
+                              (".int8.onnx", "onnxruntime int8")):  # fmt: skip
+            path = onnx_dir / f"{model.stem}{suffix}"
+            if path.exists():
+                found[label] = open_backend(path, device, threads=threads)
+    return found
+
+
+def measure(
+    backends: dict[str, Any], batch_sizes: list[int], repeats: int, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Round-robin timing of ``backend.run`` for every batch size; one row per backend x batch."""
+    rng = np.random.default_rng(seed)
+    config = next(iter(backends.values())).config
+    size = config.image_size
+    rows = []
+    for batch in batch_sizes:
+        rgbs = list(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
+        inputs = {
+            name: preprocess_batch(rgbs, config, b.input_format) for name, b in backends.items()
+        }
+        times: dict[str, list[float]] = {name: [] for name in backends}
+        for name, backend in backends.items():  # warm-up
+            backend.run(inputs[name])
+        for _ in range(repeats):
+            for name, backend in backends.items():
+                tic = time.perf_counter()
+                backend.run(inputs[name])
+                times[name].append(time.perf_counter() - tic)
+        base = float(np.median(times[next(iter(backends))]))
+        for name, samples in times.items():
+            median = float(np.median(samples))
+            rows.append({
+                "backend": name, "batch": batch, "images_per_s": batch / median,
+                "latency_ms_p50": 1e3 * median,
+                "latency_ms_p95": 1e3 * float(np.percentile(samples, 95)),
+                "speedup_vs_baseline": base / median, "repeats": repeats,
+            })  # fmt: skip
+    return rows
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Throughput: {report['model']} ({report['backbone']} @ {report['image_size']})",
+        "",
+        f"Device {report['device']} ({report['machine']}), {report['threads']} threads, "
+        f"{report['gflops_per_image']:.1f} GFLOP/image (analytic), median of {report['repeats']} "
+        "round-robin repeats after a warm-up. Inference only (`backend.run` on a preprocessed "
+        "batch). Ratio = images/s over PyTorch eager FP32 at the same batch, same run.",
+        "",
+        "| backend | batch | images/s | p50 ms/batch | p95 ms/batch | vs eager FP32 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        lines.append(f"| {r['backend']} | {r['batch']} | {r['images_per_s']:.1f} | "
+                     f"{r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} | "
+                     f"{r['speedup_vs_baseline']:.2f}x |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model bundle (.safetensors): the baseline")
+    parser.add_argument("--onnx", type=Path, help="folder with its ONNX exports")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--name", help="report name (default: the model's stem)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    backends = _backends(args.model, args.onnx, args.device, args.threads)
+    config = next(iter(backends.values())).config
+    rows = measure(backends, args.batch, args.repeats)
+    report = {
+        "model": args.model.name, "backbone": config.backbone, "image_size": config.image_size,
+        "device": args.device, "machine": f"{platform.machine()}, {platform.processor() or '?'}",
+        "threads": args.threads, "repeats": args.repeats,
+        "gflops_per_image": ipad_flops(config)["total"] / 1e9, "rows": rows,
+    }  # fmt: skip
+    name = args.name or args.model.stem
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / f"throughput_{name}.json", json.dumps(report, indent=1).encode())
+    atomic_write_bytes(args.out / f"throughput_{name}.md", to_markdown(report).encode())
+    print(to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""benchmarks/throughput.py on the tiny model: one row per backend x batch, the baseline first."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxslim")
+
+from benchmarks import throughput  # noqa: E402
+from export.export_onnx import export_onnx  # noqa: E402
+
+
+def test_report_rows_and_ratios(tiny_bundle, tmp_path):
+    onnx_dir = tmp_path / "onnx"
+    export_onnx(tiny_bundle, onnx_dir / f"{tiny_bundle.stem}.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = throughput.main([str(tiny_bundle), "--onnx", str(onnx_dir), "--batch", "1", "3",
+                                "--repeats", "2", "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "throughput_tiny.json").read_text())
+    rows = report["rows"]
+    assert [(r["backend"], r["batch"]) for r in rows] == [
+        ("pytorch eager fp32", 1), ("onnxruntime fp32", 1),
+        ("pytorch eager fp32", 3), ("onnxruntime fp32", 3),
+    ]  # fmt: skip
+    for row in rows:
+        assert row["images_per_s"] == pytest.approx(row["batch"] / row["latency_ms_p50"] * 1e3)
+        assert row["latency_ms_p95"] >= row["latency_ms_p50"] > 0
+    assert rows[0]["speedup_vs_baseline"] == 1.0
+    assert rows[1]["speedup_vs_baseline"] == pytest.approx(
+        rows[1]["images_per_s"] / rows[0]["images_per_s"]
+    )
+    assert "| onnxruntime fp32 | 3 |" in (tmp_path / "throughput_tiny.md").read_text()
