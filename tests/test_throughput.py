@@ -19,8 +19,9 @@ def test_report_rows_and_ratios(tiny_bundle, tmp_path):
     export_onnx(tiny_bundle, onnx_dir / f"{tiny_bundle.stem}.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = throughput.main([str(tiny_bundle), "--onnx", str(onnx_dir), "--batch", "1", "3",
-                                "--repeats", "2", "--threads", "1", "--out", str(tmp_path)])  # fmt: skip
+        argv = [str(tiny_bundle), "--onnx", str(onnx_dir), "--batch", "1", "3",
+                "--repeats", "2", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+        code = throughput.main(argv)
     assert code == 0
     report = json.loads((tmp_path / "throughput_tiny.json").read_text())
     rows = report["rows"]
