@@ -212,3 +212,24 @@ def test_evaluation_metrics_perfect_and_selection_score():
     result = evaluation_metrics(probs, maps, labels, masks, ("clean", "ghosting", "flare", "moire"))
     assert result["image"]["auroc"] == 1.0 and result["pixel"]["aupro"] == pytest.approx(1.0)
     assert result["score"] == pytest.approx(1.0) and result["accuracy"] == 1.0
+
+
+def test_model_card_is_built_from_the_run_and_reports(tiny_data, tmp_path):
+    from benchmarks.accuracy import evaluate
+    from train import model_card
+
+    run = tmp_path / "run"
+    Trainer(_config(tiny_data, run)).run()
+    report = evaluate(str(run / "model.safetensors"), tiny_data, "test", eval_size=0)
+    acc = tmp_path / "acc.json"
+    acc.write_text(json.dumps(report))
+    out = tmp_path / "CARD.md"
+    argv = ["--run", str(run), "--files", str(run / "model.safetensors"), "--accuracy", str(acc),
+            "--out", str(out)]  # fmt: skip
+    assert model_card.main(argv) == 0
+    card = out.read_text()
+    assert f"| `model.safetensors` | {100 * report['image']['auroc']:.1f} |" in card
+    assert "Trained from random initialisation" in card
+    assert f"{(run / 'model.safetensors').stat().st_size:,}" in card
+    for name in ("ghosting", "flare", "moire"):
+        assert f"| {name} | {report['per_class'][name]['images']} |" in card

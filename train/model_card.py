@@ -1,0 +1,171 @@
+"""Write the model card of a trained model from its run folder and measured accuracy reports.
+
+    python train/model_card.py --run runs/default-cpu --files ipad_sdk/weights/ipad-default.*
+        --accuracy benchmarks/results/accuracy_default.json [more reports] --out MODEL_CARD.md
+
+Every number in the card is read from files the run and the benchmarks wrote (config, metrics
+log, test metrics, accuracy reports, dataset build settings), so the card cannot drift from them.
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as `python train/model_card.py`: make `train` importable
+    import sys
+    from pathlib import Path as _Path
+
+    sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.flops import ipad_flops
+from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.metadata import read_bundle_config
+
+TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
+          ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
+          ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def accuracy_rows(reports: list[dict[str, Any]]) -> list[str]:
+    """Table 1 rows, one per accuracy report (model file, then the seven metrics)."""
+    rows = ["| model file | " + " | ".join(name for name, _, _ in TABLE1) + " |",
+            "|---" * (len(TABLE1) + 1) + "|"]  # fmt: skip
+    for rep in reports:
+        values = [_pct(rep[level][key]) for _, level, key in TABLE1]
+        rows.append(f"| `{Path(rep['model']).name}` | " + " | ".join(values) + " |")
+    return rows
+
+
+def per_class_rows(report: dict[str, Any]) -> list[str]:
+    rows = [
+        "| class | test images | C-AP | C-AUROC | S-F1 | S-AUPRO |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in report["per_class"].items():
+        rows.append(f"| {name} | {m['images']} | {_pct(m['image']['ap'])} | "
+                    f"{_pct(m['image']['auroc'])} | {_pct(m['pixel']['f1_max'])} | "
+                    f"{_pct(m['pixel']['aupro'])} |")  # fmt: skip
+    return rows
+
+
+def render(run: Path, files: list[Path], reports: list[dict[str, Any]], title: str) -> str:
+    cfg = json.loads((run / "config.json").read_text())
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = json.loads((run / "test_metrics.json").read_text())["best"]
+    bundle = next(f for f in files if f.suffix == ".safetensors")
+    config = read_bundle_config(bundle)
+    data = Path(cfg["data"])
+    dataset = json.loads((data / "dataset.json").read_text())
+    counts = json.loads((data / "build_log.json").read_text())["counts"]
+    split_sizes = {s: sum(v for k, v in counts.items() if k.endswith("/" + s))
+                   for s in ("train", "val", "test")}  # fmt: skip
+    hours = sum(r["seconds"] for r in log) / 3600
+    epochs = ", ".join(f"{s} {cfg['epochs'][s]}" for s in cfg["stages"])
+    lines = [
+        f"# Model card: {title}",
+        "",
+        "## What it is",
+        "",
+        f"IPAD-CLIP on **{config.backbone}** (width {config.width}, {config.depth} blocks, patch "
+        f"{config.patch_size}, input {config.image_size} px), residual adapters on the first "
+        f"{config.n_adapt} blocks, patch features from blocks {list(config.feature_layers)}, "
+        f"cosine head against {config.num_classes} constant text anchors "
+        f"({', '.join(config.classes)}). "
+        f"{ipad_flops(config)['total'] / 1e9:.1f} GFLOP per image. Decision thresholds: image "
+        f"{config.image_threshold}, pixel {config.pixel_threshold}.",
+        "",
+        "| file | bytes | SHA-256 |",
+        "|---|---|---|",
+        *[f"| `{f.name}` | {f.stat().st_size:,} | `{_sha256(f)[:16]}…` |" for f in files],
+        "",
+        "## Honest limitations",
+        "",
+        "- **Trained from random initialisation.** No pretrained CLIP weights can be downloaded "
+        "where this model was made, so the backbone was trained too, from scratch, on 2 CPU "
+        "cores. The method is designed around a frozen *pretrained* CLIP; this model is a small "
+        "stand-in that shows the pipeline end to end, not the paper's accuracy.",
+        "- **Synthetic data only**, from "
+        f"{len(dataset['photos'])} clean photos: artifacts are rendered (`train/synth/`), never "
+        "captured. It has not been validated on real flare, moiré or ghosting captures.",
+        "- At 224 px most ghosting is close to invisible; expect ghosting scores near chance.",
+        "- Use it to try the SDK, not as a quality gate.",
+        "",
+        "## Data",
+        "",
+        f"`{data}`: made by `train/make_dataset.py` (builder {dataset['builder']}) from "
+        f"`../shared/data/clean` ({len(dataset['photos'])} photos, licences in its `SOURCES.md`), "
+        f"{dataset['n_clean']} clean + {dataset['n_per_class']} per artifact class, rendered at "
+        f"{dataset.get('size')} px on the long side, {int(100 * dataset['hard_fraction'])} % "
+        f"hard cases; split by source photo: {split_sizes['train']} train / {split_sizes['val']} "
+        f"val / {split_sizes['test']} test images.",
+        "",
+        "## Training",
+        "",
+        f"Config `{run / 'config.json'}`: batch {cfg['batch_size']}, AdamW lr {cfg['lr']} "
+        f"(weight decay {cfg['weight_decay']}, {cfg['schedule']} schedule, {cfg['warmup_steps']} "
+        f"warm-up steps), epochs {epochs}, loss {cfg['lambda_cls']}·CE + Dice + Focal, backbone "
+        f"trained: {cfg['train_backbone']}. Best validation epoch: {best['stage']} epoch "
+        f"{best['epoch']}. Wall time {hours:.2f} h on the device in the config "
+        f"({cfg['device']}).",
+        "",
+        "Reproduce:",
+        "",
+        "```bash",
+        f"python train/make_dataset.py --clean ../shared/data/clean --out {data} "
+        f"--n-per-class {dataset['n_per_class']} --size {dataset.get('size')} --workers 2 "
+        "--flare-patterns ../shared/data/flare_patterns",
+        f"python train/train.py --config train/configs/{run.name}.json",
+        "```",
+        "",
+        "The paper's configuration (frozen pretrained ViT-L/14 at 518 px, 20 epochs per stage) "
+        "on a GPU, with CLIP weights from a local file:",
+        "",
+        "```bash",
+        "python train/train.py --config train/configs/paper-vit-l14-518.json "
+        "--set pretrained=/path/to/ViT-L-14.pt",
+        "```",
+        "",
+        "## Measured accuracy (test split, through `ipad_sdk.Detector`)",
+        "",
+        f"`benchmarks/accuracy.py` on `{reports[0]['data']}` split `{reports[0]['split']}` "
+        f"({reports[0]['images']} images, maps at {reports[0]['eval_size']} px). Values in %.",
+        "",
+        *accuracy_rows(reports),
+        "",
+        "Per class (the paper's Table 3), first model file:",
+        "",
+        *per_class_rows(reports[0]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--files", type=Path, nargs="+", required=True, help="shipped files")
+    parser.add_argument("--accuracy", type=Path, nargs="+", required=True)
+    parser.add_argument("--title", default="ipad-sdk default model")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    reports = [json.loads(p.read_text()) for p in args.accuracy]
+    text = render(args.run, sorted(args.files), reports, args.title)
+    atomic_write_bytes(args.out, text.encode())
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
