@@ -2,6 +2,11 @@
 
 Used by ``ipad detect``. Every output file is written to a temporary name in its final folder and
 renamed into place, so an interrupted run never leaves a half-written file under a final name.
+With an output folder, each finished chunk's records are also appended (and fsynced) to a journal,
+``<out>/.ipad-detect-journal.jsonl``; a run killed at any point can be continued with
+``resume=True`` (``ipad detect --resume``), which skips the files the journal lists and ends with
+the same ``results.<fmt>`` an uninterrupted run writes. The journal is removed when the results
+file is in place.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .detector import Detector
-from .errors import InputError
+from .errors import InputError, IpadError
 from .fileio import atomic_write_bytes, temp_path_beside
 from .io import load_image
 from .result import Result
@@ -135,6 +140,58 @@ class _StdoutProxy(io.TextIOBase):
         sys.stdout.flush()
 
 
+JOURNAL_NAME = ".ipad-detect-journal.jsonl"
+
+
+class ResumeError(IpadError, ValueError):
+    """A journal that belongs to another run (other model or output settings)."""
+
+
+class Journal:
+    """Append-only record of finished files (first line: the run's settings)."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], resume: bool) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = {}
+        if resume and path.exists():
+            lines = path.read_text(encoding="utf-8").split("\n")
+            if json.loads(lines[0]) != settings:
+                raise ResumeError(
+                    f"{path}: the interrupted run used other settings "
+                    f"({lines[0]}); rerun without --resume to start over"
+                )
+            kept = 1
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # the last line of a killed run may be partial
+                    break
+                self.done[record["source"]] = record
+                kept += 1
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            self._fh.truncate(sum(len(x) + 1 for x in lines[:kept]))  # drop a partial line
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            self._fh.write(json.dumps(settings) + "\n")
+            self._sync()
+
+    def append(self, records: Sequence[dict[str, Any]]) -> None:
+        for record in records:
+            self._fh.write(json.dumps(record) + "\n")
+            self.done[record["source"]] = record
+        self._sync()
+
+    def _sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self, remove: bool) -> None:
+        self._fh.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -148,51 +205,95 @@ def run_batch(
     save_masks: bool = False,
     save_overlays: bool = False,
     progress: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> BatchSummary:
     """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
 
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
-    where ``<key>`` is the file's path relative to the inputs' common folder. Without: records to
-    stdout. ``progress(n)`` is called after every ``n`` files.
+    where ``<key>`` is the file's path relative to the inputs' common folder, plus the journal
+    that ``resume`` continues from (files it lists are skipped). Without: records to stdout.
+    ``progress(n)`` is called after every ``n`` files (skipped ones included).
     """
     if (save_masks or save_overlays) and out_dir is None:
         raise ValueError("saving masks or overlays needs an output folder")
-    results_path = out_dir / f"results.{fmt}" if out_dir is not None else None
-    writer = RecordWriter(results_path, fmt, detector.classes)
-    summary = BatchSummary()
-    committed = False
+    if resume and out_dir is None:
+        raise ValueError("resuming needs an output folder")
+    if out_dir is None:
+        return _run_to_stdout(detector, files, fmt, progress)
+    settings = {"model": os.path.abspath(detector.model_path), "format": fmt,
+                "masks": save_masks, "overlays": save_overlays,
+                "classes": list(detector.classes)}  # fmt: skip
+    journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
+    finished = False
     try:
-        for chunk in _chunks(
-            list(zip(files, output_keys(files), strict=True)), detector.batch_size
-        ):
-            loaded: list[tuple[Path, str, np.ndarray]] = []
-            records: dict[Path, dict[str, Any]] = {}
-            for path, key in chunk:
-                try:
-                    loaded.append((path, key, load_image(path, max_pixels=detector.max_pixels)))
-                except InputError as exc:
-                    records[path] = {
-                        "source": str(path),
-                        "error_type": "InputError",
-                        "error": str(exc),
-                    }
-            results = detector.detect_batch([rgb for _, _, rgb in loaded]) if loaded else []
-            for (path, key, rgb), result in zip(loaded, results, strict=True):
-                result = replace(result, source=str(path))
-                records[path] = _save_outputs(result, rgb, key, out_dir, save_masks, save_overlays)
-            for path, _ in chunk:
-                record = records[path]
-                writer.write(record)
-                if "error" in record:
-                    summary.failed.append((record["source"], record["error"]))
-                else:
-                    summary.ok += 1
+        pairs = list(zip(files, output_keys(files), strict=True))
+        todo = [(path, key) for path, key in pairs if str(path) not in journal.done]
+        if progress is not None and len(todo) < len(pairs):
+            progress(len(pairs) - len(todo))
+        for chunk in _chunks(todo, detector.batch_size):
+            records = _detect_chunk(detector, chunk, out_dir, save_masks, save_overlays)
+            journal.append([records[path] for path, _ in chunk])
             if progress is not None:
                 progress(len(chunk))
-        committed = True
+        writer = RecordWriter(out_dir / f"results.{fmt}", fmt, detector.classes)
+        summary = BatchSummary()
+        try:
+            for path in files:
+                record = journal.done[str(path)]
+                writer.write(record)
+                _count(summary, record)
+        except BaseException:
+            writer.close(commit=False)
+            raise
+        writer.close(commit=True)
+        finished = True
     finally:
-        writer.close(commit=committed)
+        journal.close(remove=finished)
     return summary
+
+
+def _count(summary: BatchSummary, record: dict[str, Any]) -> None:
+    if "error" in record:
+        summary.failed.append((record["source"], record["error"]))
+    else:
+        summary.ok += 1
+
+
+def _run_to_stdout(
+    detector: Detector, files: Sequence[Path], fmt: str, progress: Callable[[int], None] | None
+) -> BatchSummary:
+    writer = RecordWriter(None, fmt, detector.classes)
+    summary = BatchSummary()
+    for chunk in _chunks(list(zip(files, output_keys(files), strict=True)), detector.batch_size):
+        records = _detect_chunk(detector, chunk, None, False, False)
+        for path, _ in chunk:
+            writer.write(records[path])
+            _count(summary, records[path])
+        if progress is not None:
+            progress(len(chunk))
+    return summary
+
+
+def _detect_chunk(
+    detector: Detector,
+    chunk: Sequence[tuple[Path, str]],
+    out_dir: Path | None,
+    save_masks: bool,
+    save_overlays: bool,
+) -> dict[Path, dict[str, Any]]:
+    """Records of one chunk of files (errors recorded, outputs saved), by path."""
+    loaded: list[tuple[Path, str, np.ndarray]] = []
+    records: dict[Path, dict[str, Any]] = {}
+    for path, key in chunk:
+        try:
+            loaded.append((path, key, load_image(path, max_pixels=detector.max_pixels)))
+        except InputError as exc:
+            records[path] = {"source": str(path), "error_type": "InputError", "error": str(exc)}
+    results = detector.detect_batch([rgb for _, _, rgb in loaded]) if loaded else []
+    for (path, key, rgb), result in zip(loaded, results, strict=True):
+        result = replace(result, source=str(path))
+        records[path] = _save_outputs(result, rgb, key, out_dir, save_masks, save_overlays)
+    return records
 
 
 def _save_outputs(

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--batch-size", type=int, default=8)
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    det.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run into the same --out (finished files are skipped)",
+    )  # fmt: skip
 
     info = sub.add_parser("info", help="print a model file's configuration")
     info.add_argument("model")
@@ -67,6 +71,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be >= 1")
     if (args.save_masks or args.save_overlays) and args.out is None:
         raise UsageError("--save-masks/--save-overlays need --out DIR")
+    if args.resume and args.out is None:
+        raise UsageError("--resume needs --out DIR (the folder of the interrupted run)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         detector = Detector(args.model or default_model_path(), args.device, args.batch_size)
@@ -77,7 +83,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     try:
         summary = run_batch(
             detector, files, args.out, args.format, args.save_masks, args.save_overlays,
-            progress=bar.update if bar is not None else None,
+            progress=bar.update if bar is not None else None, resume=args.resume,
         )  # fmt: skip
     finally:
         if bar is not None:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import torch
 from PIL import Image
 
 from ipad_sdk import Detector, __version__
-from ipad_sdk.batch import discover, output_keys, run_batch
+from ipad_sdk.batch import JOURNAL_NAME, ResumeError, discover, output_keys, run_batch
 from ipad_sdk.cli import main
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
@@ -502,7 +503,8 @@ def test_interrupted_run_leaves_no_results_file(image_dir, tiny_bundle, tmp_path
             run_batch(det, files, out, fmt, save_masks=True, save_overlays=True, progress=progress)
         assert calls == [2]
         assert not (out / f"results.{fmt}").exists()
-        assert _leftovers(out) == []
+        assert _leftovers(out) == [out / JOURNAL_NAME]  # kept for --resume
+        assert len(_read_jsonl(out / JOURNAL_NAME)) == 1 + 2  # settings + the finished chunk
     # the completed chunk's masks were written whole, under their final names
     masks = sorted(p.relative_to(out).as_posix() for p in (out / "masks").rglob("*.png"))
     assert masks == ["masks/a.png.png", "masks/b.jpg.png"]
@@ -524,3 +526,102 @@ def test_run_batch_summary_and_progress(image_dir, tiny_bundle, tmp_path):
     assert _leftovers(out) == []
     with pytest.raises(ValueError, match="output folder"):
         run_batch(det, files, None, save_masks=True)
+
+
+# -- resume -------------------------------------------------------------------------------------
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_outputs(
+    image_dir, tiny_bundle, tmp_path
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cpu", batch_size=1)
+    files = discover([image_dir["root"]])
+    reference = tmp_path / "reference"
+    run_batch(det, files, reference, "csv", save_masks=True, save_overlays=True)
+
+    out = tmp_path / "out"
+    calls: list[int] = []
+
+    def stop_after_two(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "csv", True, True, progress=stop_after_two)
+    # a killed writer may leave half a line at the end of the journal: resume drops it
+    with open(out / JOURNAL_NAME, "a") as fh:
+        fh.write('{"source": "half a reco')
+    seen: list[int] = []
+    detected: list[Path] = []
+    original = det.detect_batch
+    det.detect_batch = lambda images, *a: detected.append(len(images)) or original(images, *a)
+    summary = run_batch(det, files, out, "csv", True, True, progress=seen.append, resume=True)
+    assert seen[0] == 2 and sum(seen) == len(files)  # the two finished files are skipped
+    assert sum(detected) == 1  # only the valid file not yet done is detected again (c.png)
+    assert summary.ok == 3 and len(summary.failed) == 1
+    assert _outputs(out) == _outputs(reference)  # same results file, masks and overlays
+
+
+def test_resume_refuses_another_runs_journal(image_dir, tiny_bundle, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cpu", batch_size=2)
+    files = discover([image_dir["root"]])
+    out = tmp_path / "out"
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "jsonl", save_masks=True, progress=stop)
+    with pytest.raises(ResumeError, match="other settings"):
+        run_batch(det, files, out, "jsonl", save_masks=False, resume=True)
+    with pytest.raises(ValueError, match="output folder"):
+        run_batch(det, files, None, resume=True)
+    # without --resume the journal is simply started over
+    assert run_batch(det, files, out, "jsonl").ok == 3
+    assert not (out / JOURNAL_NAME).exists()
+
+
+def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):
+    """SIGKILL an `ipad detect` subprocess mid-run, resume it, compare with a clean run."""
+    import signal
+    import subprocess
+    import time
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(40):
+        Image.fromarray(_image(48 + i, 64, i)).save(images / f"{i:03d}.png")
+    script = [sys.executable, "-m", "ipad_sdk.cli", "detect", str(images), "--model",
+              str(tiny_bundle), "--device", "cpu", "--batch-size", "1", "--save-masks",
+              "-q"]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    ref = subprocess.run([*script, "--out", str(tmp_path / "ref")], env=env, timeout=300)
+    assert ref.returncode == 0
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*script, "--out", str(out)], env=env)
+    journal = out / JOURNAL_NAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until some, not all, files are done
+        if journal.exists() and len(journal.read_text().splitlines()) > 6:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(journal.read_text().splitlines()) - 1
+    assert 0 < done < 40, done
+    assert not (out / "results.jsonl").exists()
+    for mask in (out / "masks").glob("*.png"):  # whatever was written is whole
+        assert Image.open(mask).size[0] == 64
+    resumed = subprocess.run([*script, "--out", str(out), "--resume"], env=env, timeout=300)
+    assert resumed.returncode == 0
+    want, got = _outputs(tmp_path / "ref"), _outputs(out)
+    assert [k for k in got if k.startswith(".") or ".tmp" in k] == []
+    assert got == want
