@@ -161,26 +161,31 @@ class Detector:
     def iter_detect(
         self, images: Iterable[ImageInput], batch_size: int | None = None
     ) -> Iterator[Result]:
-        """Like :meth:`detect_batch`, but yields results as batches finish (bounded memory)."""
+        """Like :meth:`detect_batch`, but yields results as batches finish.
+
+        Memory is bounded: each image is decoded, preprocessed to the network size and dropped
+        before the next is read, so a batch holds ``batch_size`` network inputs plus at most one
+        decoded image (itself capped by ``max_pixels``), whatever the input sizes.
+        """
         size = batch_size or self.batch_size
-        chunk: list[tuple[np.ndarray, str | None]] = []
+        chunk: list[tuple[np.ndarray, tuple[int, int], str | None]] = []
         for image in images:
             source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-            chunk.append((load_image(image, max_pixels=self.max_pixels), source))
+            rgb = load_image(image, max_pixels=self.max_pixels)
+            prepared = preprocess_batch([rgb], self.config, self.backend.input_format)[0]
+            chunk.append((prepared, rgb.shape[:2], source))
+            del rgb
             if len(chunk) == size:
                 yield from self._run(chunk)
                 chunk = []
         if chunk:
             yield from self._run(chunk)
 
-    def _run(self, chunk: list[tuple[np.ndarray, str | None]]) -> list[Result]:
-        rgbs = [rgb for rgb, _ in chunk]
-        class_probs, pixel_probs = self.backend.run(
-            preprocess_batch(rgbs, self.config, self.backend.input_format)
-        )
+    def _run(self, chunk: list[tuple[np.ndarray, tuple[int, int], str | None]]) -> list[Result]:
+        class_probs, pixel_probs = self.backend.run(np.stack([p for p, _, _ in chunk]))
         return [
-            Result.from_probs(cp, pp, self.config, rgb.shape[:2], source)
-            for (rgb, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)
+            Result.from_probs(cp, pp, self.config, shape, source)
+            for (_, shape, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)
         ]
 
 

@@ -356,3 +356,63 @@ def test_classes_and_config(detector):
     assert detector.classes == ("clean", "ghosting", "flare", "moire")
     assert detector.config.image_size == 64
     assert detector.config.backbone == "IPAD-Tiny-ViT-16"
+
+
+def _backend_files(tiny_bundle, tmp_path):
+    files = [tiny_bundle]
+    try:
+        from export.export_onnx import export_onnx
+
+        files.append(export_onnx(tiny_bundle, tmp_path / "tiny.onnx"))
+    except ImportError:  # the export extra is not installed: PyTorch only
+        pass
+    return files
+
+
+def test_threads_sharing_one_detector_match_sequential_runs(tiny_bundle, tmp_path):
+    """The documented contract: a Detector may be shared by threads; results do not change."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (40 + 7 * i, 60 + 5 * i, 3), dtype=np.uint8) for i in range(12)]
+    for model in _backend_files(tiny_bundle, tmp_path):
+        det = _quiet_detector(model, device="cpu", batch_size=3)
+        sequential = det.detect_batch(images)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            shuffled = [images[i::4] for i in range(4)]
+            parallel = list(pool.map(det.detect_batch, shuffled * 3))
+        for k, results in enumerate(parallel):
+            for j, got in enumerate(results):
+                want = sequential[(k % 4) + 4 * j]
+                assert got.label == want.label
+                np.testing.assert_allclose(got.pixel_probs, want.pixel_probs, rtol=0, atol=1e-6)
+
+
+def test_stream_keeps_no_decoded_images(tiny_bundle, monkeypatch):
+    """iter_detect drops each decoded image once it is preprocessed (bounded batch memory)."""
+    import weakref
+
+    import ipad_sdk.detector as detector_module
+
+    det = _quiet_detector(tiny_bundle, device="cpu", batch_size=4)
+    alive: list[weakref.ref] = []
+    real_load = detector_module.load_image
+
+    def tracking_load(image, **kwargs):
+        rgb = real_load(image, **kwargs)
+        holder = np.ndarray(rgb.shape, rgb.dtype, buffer=rgb)  # a weak-referenceable view
+        alive.append(weakref.ref(holder))
+        return holder
+
+    monkeypatch.setattr(detector_module, "load_image", tracking_load)
+    live_while_reading = []
+
+    def images():
+        for i in range(6):
+            live_while_reading.append(sum(ref() is not None for ref in alive))
+            yield np.full((300, 400, 3), i, np.uint8)
+
+    results = list(det.iter_detect(images()))
+    assert len(results) == 6 and results[0].image_size == (300, 400)
+    # when the next image is read, no earlier decoded image is still held by the batch
+    assert live_while_reading == [0] * 6
