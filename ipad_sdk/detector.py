@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Backend
-from .errors import ModelError
+from .errors import BackendUnavailable, ModelError
 from .io import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch
@@ -20,17 +20,34 @@ BUNDLE_SUFFIXES = (".safetensors",)
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".plan", ".engine")
 DEFAULT_MODEL_NAME = "ipad-default.safetensors"
+DEFAULT_ONNX_NAME = "ipad-default.onnx"  # the same model exported; its metadata says the precision
 
 
-def default_model_path() -> Path:
-    """The embedded default model shipped inside the package."""
-    path = Path(__file__).parent / "weights" / DEFAULT_MODEL_NAME
-    if not path.exists():
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def default_model_path(weights: Path | None = None) -> Path:
+    """The embedded default model (in ``weights``, default the package's ``weights/`` folder):
+    the bundle where PyTorch is installed, else its ONNX export where ONNX Runtime is (so
+    ``pip install 'ipad-sdk[onnx]'`` works without torch)."""
+    weights = weights if weights is not None else Path(__file__).parent / "weights"
+    bundle, onnx = weights / DEFAULT_MODEL_NAME, weights / DEFAULT_ONNX_NAME
+    if not bundle.exists() and not onnx.exists():
         raise ModelError(
-            f"{path}: this ipad-sdk build ships no embedded default model yet; pass a model "
+            f"{bundle}: this ipad-sdk build ships no embedded default model; pass a model "
             "file (`ipad create-bundle model.safetensors` writes an untrained one)"
         )
-    return path
+    if bundle.exists() and _installed("torch"):
+        return bundle
+    if onnx.exists() and _installed("onnxruntime"):
+        return onnx
+    raise BackendUnavailable(
+        "the embedded default model needs a runtime: pip install 'ipad-sdk[onnx]' (ONNX Runtime, "
+        "small) or 'ipad-sdk[torch]' (PyTorch)"
+    )
 
 
 BACKENDS = {"torch": BUNDLE_SUFFIXES, "onnxruntime": ONNX_SUFFIXES, "tensorrt": ENGINE_SUFFIXES}

@@ -416,3 +416,23 @@ def test_stream_keeps_no_decoded_images(tiny_bundle, monkeypatch):
     assert len(results) == 6 and results[0].image_size == (300, 400)
     # when the next image is read, no earlier decoded image is still held by the batch
     assert live_while_reading == [0] * 6
+
+
+def test_default_model_follows_the_installed_runtime(tmp_path, monkeypatch):
+    import ipad_sdk.detector as detector_module
+    from ipad_sdk.detector import default_model_path
+
+    with pytest.raises(ModelError, match="no embedded default model"):
+        default_model_path(tmp_path)
+    (tmp_path / "ipad-default.safetensors").write_bytes(b"x")
+    (tmp_path / "ipad-default.onnx").write_bytes(b"x")
+    installed = {"torch": True, "onnxruntime": True}
+    monkeypatch.setattr(detector_module, "_installed", lambda name: installed[name])
+    assert default_model_path(tmp_path).name == "ipad-default.safetensors"
+    installed["torch"] = False
+    assert default_model_path(tmp_path).name == "ipad-default.onnx"
+    installed["onnxruntime"] = False
+    from ipad_sdk.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="ipad-sdk\\[onnx\\]"):
+        default_model_path(tmp_path)
