@@ -200,6 +200,12 @@ class Detector:
 
     def _run(self, chunk: list[tuple[np.ndarray, tuple[int, int], str | None]]) -> list[Result]:
         class_probs, pixel_probs = self.backend.run(np.stack([p for p, _, _ in chunk]))
+        if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
+            # never a silent wrong answer: NaN scores would compare as "not clean"
+            raise ModelError(
+                f"{self.model_path}: the model produced non-finite (NaN/Inf) scores on "
+                f"{self.backend.name}; its weights or this runtime's arithmetic are broken"
+            )
         return [
             Result.from_probs(cp, pp, self.config, shape, source)
             for (_, shape, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)

@@ -121,13 +121,22 @@ def _open_path(path: Path, name: str, max_pixels: int) -> Image.Image:
     return _open_bytes(data, name, max_pixels)
 
 
+#: A JPEG cannot hold more pixels per byte of file than this: even a flat image needs about one
+#: bit per 8x8 block and component (a 4:2:0 colour JPEG: 6 blocks per 256 pixels, at least ~340
+#: pixels per byte). A file far above it declares pixels its data cannot contain: it is truncated
+#: or forged, and libjpeg would "decode" it by filling the missing blocks with gray (silently).
+JPEG_MAX_PIXELS_PER_BYTE = 2048
+
+
 def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
     if not data:
         raise InputError(f"{name}: no data (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # Our own max_pixels check below replaces Pillow's bomb warning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Our own max_pixels check below replaces Pillow's bomb warning; Pillow's other
+            # warnings (odd metadata in a file that still decodes) must not escape as errors
+            # under `python -W error`: the decoded pixels are checked instead.
+            warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise InputError(
@@ -139,7 +148,14 @@ def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: cannot read image header: {exc}") from None
     _check_size(img.width, img.height, name, max_pixels)
-    _decode(img, name)
+    if img.format == "JPEG" and img.width * img.height > JPEG_MAX_PIXELS_PER_BYTE * len(data):
+        raise InputError(
+            f"{name}: truncated or corrupt JPEG: it declares {img.width}x{img.height} pixels but "
+            f"holds only {len(data):,} bytes, too few to encode them"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _decode(img, name)
     try:
         img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError):

@@ -436,3 +436,16 @@ def test_default_model_follows_the_installed_runtime(tmp_path, monkeypatch):
 
     with pytest.raises(BackendUnavailable, match="ipad-sdk\\[onnx\\]"):
         default_model_path(tmp_path)
+
+
+def test_non_finite_model_outputs_are_an_error_not_a_label(tiny_bundle, rgb_image, monkeypatch):
+    det = _quiet_detector(tiny_bundle, device="cpu")
+    real_run = det.backend.run
+
+    def broken(batch):
+        class_probs, pixel_probs = real_run(batch)
+        return np.full_like(class_probs, np.nan), pixel_probs
+
+    monkeypatch.setattr(det.backend, "run", broken)
+    with pytest.raises(ModelError, match="non-finite"):
+        det.detect(rgb_image)

@@ -922,3 +922,22 @@ def test_error_path_is_named_verbatim(tmp_path):
     with pytest.raises(InputError) as excinfo:
         load_image(Path(weird))
     assert str(excinfo.value).startswith(str(weird))
+
+
+def test_flat_jpeg_is_accepted_but_a_forged_size_is_not():
+    """The JPEG bytes-per-pixel floor: a real flat 24 MP JPEG (~255 px/byte) decodes; a header
+    claiming far more pixels than its data can encode is refused before decoding."""
+    from ipad_sdk.io import JPEG_MAX_PIXELS_PER_BYTE
+
+    flat = io.BytesIO()
+    Image.new("L", (6000, 4000), 128).save(flat, "JPEG", quality=10, optimize=True)
+    data = flat.getvalue()
+    assert 6000 * 4000 / len(data) < JPEG_MAX_PIXELS_PER_BYTE / 4
+    assert load_image(data).shape == (4000, 6000, 3)
+    small = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(small, "JPEG")
+    forged = bytearray(small.getvalue())
+    sof = forged.index(b"\xff\xc0")  # baseline SOF0: length(2) precision(1) height(2) width(2)
+    forged[sof + 5 : sof + 9] = (9000).to_bytes(2, "big") + (9000).to_bytes(2, "big")
+    with pytest.raises(InputError, match="declares 9000x9000 pixels but holds only"):
+        load_image(bytes(forged))

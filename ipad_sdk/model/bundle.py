@@ -84,6 +84,13 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                 more = ", ..." if len(items) > 3 else ""
                 parts.append(f"{len(items)} {label} ({', '.join(items[:3])}{more})")
         raise ModelError(f"{name}: weights do not match its config: {'; '.join(parts)}")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        more = ", ..." if len(bad) > 3 else ""
+        raise ModelError(
+            f"{name}: corrupt model bundle: non-finite (NaN/Inf) weights in {len(bad)} tensor(s) "
+            f"({', '.join(sorted(bad)[:3])}{more})"
+        )
     tensors = {k: v.to(expected[k].dtype) for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=True, assign=True)
     _check_nothing_on_meta(model)
