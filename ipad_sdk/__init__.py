@@ -13,11 +13,12 @@ from .detector import Detector
 from .errors import BackendUnavailable, InputError, IpadError, ModelError
 from .io import load_image
 from .metadata import ModelConfig
-from .result import Result
+from .result import Failure, Result
 
 __all__ = [
     "BackendUnavailable",
     "Detector",
+    "Failure",
     "InputError",
     "IpadError",
     "ModelConfig",

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .backends import Backend
-from .errors import BackendUnavailable, ModelError
+from .errors import BackendUnavailable, InputError, ModelError
 from .io import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch
-from .result import Result
+from .result import Failure, Result
+
+_END = object()  # end-of-input marker of Detector.stream
 
 BUNDLE_SUFFIXES = (".safetensors",)
 ONNX_SUFFIXES = (".onnx",)
@@ -187,16 +190,60 @@ class Detector:
         size = batch_size or self.batch_size
         chunk: list[tuple[np.ndarray, tuple[int, int], str | None]] = []
         for image in images:
-            source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-            rgb = load_image(image, max_pixels=self.max_pixels)
-            prepared = preprocess_batch([rgb], self.config, self.backend.input_format)[0]
-            chunk.append((prepared, rgb.shape[:2], source))
-            del rgb
+            prepared = self._prepare(image)
+            if isinstance(prepared, Failure):
+                raise prepared.error
+            chunk.append(prepared)
             if len(chunk) == size:
                 yield from self._run(chunk)
                 chunk = []
         if chunk:
             yield from self._run(chunk)
+
+    def stream(
+        self, images: Iterable[ImageInput], batch_size: int | None = None, workers: int = 2
+    ) -> Iterator[Result | Failure]:
+        """Detect on an iterable of inputs for imaging pipelines: ``workers`` threads decode and
+        preprocess ahead while the model runs; results come in input order; a bad input yields a
+        :class:`Failure` (``.ok`` False, its ``InputError`` attached) and the stream goes on.
+
+        Memory is bounded: at most ``2 * batch_size + workers`` inputs are in flight.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        size = batch_size or self.batch_size
+        items = iter(images)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipad-decode") as pool:
+            pending: deque = deque()
+            window = 2 * size + workers
+            while True:
+                while len(pending) < window:
+                    item = next(items, _END)
+                    if item is _END:
+                        break
+                    pending.append(pool.submit(self._prepare, item))
+                if not pending:
+                    return
+                chunk = [pending.popleft().result() for _ in range(min(size, len(pending)))]
+                yield from self._run_with_failures(chunk)
+
+    def _prepare(
+        self, image: ImageInput
+    ) -> tuple[np.ndarray, tuple[int, int], str | None] | Failure:
+        source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        try:
+            rgb = load_image(image, max_pixels=self.max_pixels)
+        except InputError as exc:
+            return Failure(source, exc)
+        prepared = preprocess_batch([rgb], self.config, self.backend.input_format)[0]
+        return prepared, rgb.shape[:2], source
+
+    def _run_with_failures(self, chunk: list) -> list[Result | Failure]:
+        good = [item for item in chunk if not isinstance(item, Failure)]
+        results = iter(self._run(good) if good else [])
+        return [item if isinstance(item, Failure) else next(results) for item in chunk]
 
     def _run(self, chunk: list[tuple[np.ndarray, tuple[int, int], str | None]]) -> list[Result]:
         class_probs, pixel_probs = self.backend.run(np.stack([p for p, _, _ in chunk]))

@@ -33,6 +33,8 @@ class Result:
     pixel_threshold: float = 0.5
     source: str | None = None
 
+    ok = True  # a Failure (from Detector.stream) has ok False
+
     @classmethod
     def from_probs(
         cls,
@@ -129,3 +131,20 @@ class Result:
                 f"{self.image_size[1]}x{self.image_size[0]}"
             )
         return draw_overlay(rgb, self.heatmap, self.mask, self.label, alpha)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be processed (what :meth:`Detector.stream` yields in its place).
+
+    ``error`` is the :class:`~ipad_sdk.errors.InputError` that names the input and the problem.
+    """
+
+    source: str | None
+    error: Exception
+
+    ok = False  # Result.ok is True: ``if item.ok`` tells the two apart
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "error_type": type(self.error).__name__,
+                "error": str(self.error)}  # fmt: skip

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import ipad_sdk
-from ipad_sdk import BackendUnavailable, Detector, InputError, ModelError
+from ipad_sdk import BackendUnavailable, Detector, Failure, InputError, ModelError
 
 
 def _quiet_detector(model, **kwargs) -> Detector:
@@ -449,3 +449,37 @@ def test_non_finite_model_outputs_are_an_error_not_a_label(tiny_bundle, rgb_imag
     monkeypatch.setattr(det.backend, "run", broken)
     with pytest.raises(ModelError, match="non-finite"):
         det.detect(rgb_image)
+
+
+def test_stream_keeps_order_reports_failures_and_bounds_lookahead(tiny_bundle, tmp_path):
+    det = _quiet_detector(tiny_bundle, device="cpu", batch_size=3)
+    rng = np.random.default_rng(5)
+    images: list = [rng.integers(0, 256, (30 + i, 50, 3), dtype=np.uint8) for i in range(10)]
+    images[2] = tmp_path / "missing.png"
+    images[7] = b"not an image"
+    images[8] = np.full((4, 4, 3), np.nan)
+    want = {i: r for i, r in enumerate(det.detect_batch(images[:2] + images[3:7] + images[9:]))}
+    order = [0, 1, None, 2, 3, 4, 5, None, None, 6]
+    read: list[int] = []
+
+    def source():
+        for i, image in enumerate(images):
+            read.append(i)
+            yield image
+
+    out = []
+    for item in det.stream(source(), workers=2):
+        assert len(read) - len(out) <= 2 * 3 + 2  # bounded look-ahead
+        out.append(item)
+    assert [item.ok for item in out] == [k is not None for k in order]
+    for item, k in zip(out, order, strict=True):
+        if k is None:
+            assert isinstance(item, Failure) and isinstance(item.error, InputError)
+        else:
+            assert item.label == want[k].label
+            np.testing.assert_allclose(item.pixel_probs, want[k].pixel_probs, atol=1e-6)
+    assert out[2].source == str(tmp_path / "missing.png") and "missing.png" in str(out[2].error)
+    assert out[7].to_dict()["error_type"] == "InputError"
+    with pytest.raises(ValueError, match="workers"):
+        next(det.stream(images, workers=0))
+    assert list(det.stream([])) == []
