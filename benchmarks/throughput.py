@@ -1,7 +1,8 @@
 """Inference throughput of one model on several backends, side by side in one run.
 
     python benchmarks/throughput.py MODEL.safetensors [--onnx DIR] [--batch 1 8] [--repeats 7]
-        [--threads 2] [--device cpu] [--name NAME] [--out benchmarks/results]
+        [--threads 2] [--device cpu] [--e2e FOLDER [--e2e-images N]] [--name NAME]
+        [--out benchmarks/results]
 
 The baseline is PyTorch eager FP32 on the same device (the bundle); every other row is an export of
 the same bundle (``--onnx DIR`` holds ``<stem>.onnx``, ``.fp16.onnx``, ``.int8.onnx`` from
@@ -10,6 +11,11 @@ export/export_onnx.py, whichever exist) and is reported as a ratio to that basel
 included). Backends are measured round-robin after a warm-up, so slow phases of a noisy machine
 hit all of them alike; medians are reported, with p95 per-batch latency. Writes
 ``throughput_<name>.json`` and ``.md``.
+
+``--e2e FOLDER`` adds the end-to-end figure for every backend at the largest batch: JPEG/PNG
+decoding + preprocessing + inference + the full-resolution heatmap and mask of every result, over
+the folder's photos, once through ``Detector.iter_detect`` (sequential) and once through
+``Detector.stream`` (decoding in worker threads), next to the inference-only images/s.
 """
 
 from __future__ import annotations
@@ -83,6 +89,35 @@ def measure(
     return rows
 
 
+def measure_e2e(
+    model_paths: dict[str, Path], photos: list[Path], batch: int, device: str, threads: int
+) -> list[dict[str, Any]]:
+    """End-to-end images/s over ``photos`` per model file: sequential and threaded decoding."""
+    import warnings
+
+    from ipad_sdk import Detector
+
+    rows = []
+    for name, path in model_paths.items():
+        onnx = path.suffix == ".onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            det = Detector(path, device, batch_size=batch, threads=threads if onnx else None)
+        runs = {
+            "iter_detect": lambda det=det: det.iter_detect(photos),
+            "stream (2 decode threads)": lambda det=det: det.stream(photos, workers=2),
+        }
+        for mode, run in runs.items():
+            for result in run():  # warm-up pass (file cache, allocator)
+                assert result.mask.shape == result.image_size
+            tic = time.perf_counter()
+            count = sum(result.mask.shape == result.image_size for result in run())
+            seconds = time.perf_counter() - tic
+            rows.append({"backend": name, "mode": mode, "batch": batch, "images": count,
+                         "images_per_s": count / seconds})  # fmt: skip
+    return rows
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Throughput: {report['model']} ({report['backbone']} @ {report['image_size']})",
@@ -99,6 +134,21 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {r['backend']} | {r['batch']} | {r['images_per_s']:.1f} | "
                      f"{r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} | "
                      f"{r['speedup_vs_baseline']:.2f}x |")  # fmt: skip
+    if report.get("e2e"):
+        inference = {(r["backend"], r["batch"]): r["images_per_s"] for r in report["rows"]}
+        lines += [
+            "",
+            f"End to end over {report['e2e_folder']} ({report['e2e'][0]['images']} photos): "
+            "decode + preprocess + inference + full-resolution heatmap and mask per image.",
+            "",
+            "| backend | mode | batch | end-to-end images/s | inference-only images/s | overhead |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in report["e2e"]:
+            only = inference[(r["backend"], r["batch"])]
+            overhead = only / r["images_per_s"] - 1
+            lines.append(f"| {r['backend']} | {r['mode']} | {r['batch']} | "
+                         f"{r['images_per_s']:.1f} | {only:.1f} | {overhead:+.0%} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -110,17 +160,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--e2e", type=Path, help="folder of photos for the end-to-end figure")
+    parser.add_argument("--e2e-images", type=int, default=64)
     parser.add_argument("--name", help="report name (default: the model's stem)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     backends = _backends(args.model, args.onnx, args.device, args.threads)
     config = next(iter(backends.values())).config
     rows = measure(backends, args.batch, args.repeats)
+    e2e = []
+    if args.e2e is not None:
+        from ipad_sdk.batch import discover
+
+        photos = discover([args.e2e])[: args.e2e_images]
+        paths = {"pytorch eager fp32": args.model} | {
+            label: args.onnx / f"{args.model.stem}{suffix}"
+            for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
+                                  (".int8.onnx", "onnxruntime int8"))
+            if args.onnx is not None
+        }  # fmt: skip
+        e2e = measure_e2e(paths, photos, max(args.batch), args.device, args.threads)
     report = {
         "model": args.model.name, "backbone": config.backbone, "image_size": config.image_size,
         "device": args.device, "machine": f"{platform.machine()}, {platform.processor() or '?'}",
         "threads": args.threads, "repeats": args.repeats,
         "gflops_per_image": ipad_flops(config)["total"] / 1e9, "rows": rows,
+        "e2e": e2e, "e2e_folder": str(args.e2e) if args.e2e else None,
     }  # fmt: skip
     name = args.name or args.model.stem
     args.out.mkdir(parents=True, exist_ok=True)

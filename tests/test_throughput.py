@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxslim")
@@ -19,8 +21,13 @@ def test_report_rows_and_ratios(tiny_bundle, tmp_path):
     export_onnx(tiny_bundle, onnx_dir / f"{tiny_bundle.stem}.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((40 + i, 60, 3), 60 * i, np.uint8)).save(photos / f"{i}.png")
         argv = [str(tiny_bundle), "--onnx", str(onnx_dir), "--batch", "1", "3",
-                "--repeats", "2", "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+                "--repeats", "2", "--threads", "1", "--out", str(tmp_path),
+                "--e2e", str(photos)]  # fmt: skip
         code = throughput.main(argv)
     assert code == 0
     report = json.loads((tmp_path / "throughput_tiny.json").read_text())
@@ -37,3 +44,9 @@ def test_report_rows_and_ratios(tiny_bundle, tmp_path):
         rows[1]["images_per_s"] / rows[0]["images_per_s"]
     )
     assert "| onnxruntime fp32 | 3 |" in (tmp_path / "throughput_tiny.md").read_text()
+    e2e = report["e2e"]
+    assert [(r["backend"], r["mode"]) for r in e2e] == [
+        ("pytorch eager fp32", "iter_detect"), ("pytorch eager fp32", "stream (2 decode threads)"),
+        ("onnxruntime fp32", "iter_detect"), ("onnxruntime fp32", "stream (2 decode threads)"),
+    ]  # fmt: skip
+    assert all(r["images"] == 3 and r["batch"] == 3 and r["images_per_s"] > 0 for r in e2e)
