@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             label: args.onnx / f"{args.model.stem}{suffix}"
             for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
                                   (".int8.onnx", "onnxruntime int8"))
-            if args.onnx is not None
+            if args.onnx is not None and (args.onnx / f"{args.model.stem}{suffix}").exists()
         }  # fmt: skip
         e2e = measure_e2e(paths, photos, max(args.batch), args.device, args.threads)
     report = {
