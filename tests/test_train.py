@@ -233,3 +233,21 @@ def test_model_card_is_built_from_the_run_and_reports(tiny_data, tmp_path):
     assert f"{(run / 'model.safetensors').stat().st_size:,}" in card
     for name in ("ghosting", "flare", "moire"):
         assert f"| {name} | {report['per_class'][name]['images']} |" in card
+
+
+def test_training_report_tables_every_stage(tiny_data, tmp_path):
+    from benchmarks import training_report
+
+    run = tmp_path / "full"
+    Trainer(_config(tiny_data, run)).run()
+    out = tmp_path / "report"
+    assert training_report.main([str(run), "--name", "t", "--out", str(out)]) == 0
+    rows = json.loads((out / "t.json").read_text())
+    assert [r["model"] for r in rows] == [
+        "stage1 only (its last epoch)", "stage2 only (its last epoch)",
+        "final: best stage3 epoch 0",
+    ]  # fmt: skip
+    assert [r["epochs"] for r in rows] == [1, 2, 3]
+    final = json.loads((run / "test_metrics.json").read_text())["test"]
+    assert f"| {100 * final['image']['auroc']:.1f} |" in (out / "t.md").read_text()
+    assert (out / "t_curves.png").stat().st_size > 0
