@@ -251,3 +251,34 @@ def test_training_report_tables_every_stage(tiny_data, tmp_path):
     final = json.loads((run / "test_metrics.json").read_text())["test"]
     assert f"| {100 * final['image']['auroc']:.1f} |" in (out / "t.md").read_text()
     assert (out / "t_curves.png").stat().st_size > 0
+
+
+def test_threshold_at_fpr_hand_cases():
+    from train.calibrate import threshold_at_fpr
+
+    negatives = np.arange(1, 11) / 10.5  # 10 distinct values below 1
+    t = threshold_at_fpr(negatives, 0.2)
+    assert (negatives >= t).sum() == 2 and t > negatives[7]
+    assert (negatives >= threshold_at_fpr(negatives, 0.0)).sum() == 0
+    assert threshold_at_fpr(negatives, 1.0) == pytest.approx(negatives.min())
+    ties = np.full(10, 0.5)
+    assert (ties >= threshold_at_fpr(ties, 0.3)).sum() == 0  # ties cannot be split: none pass
+    with pytest.raises(ValueError, match="fpr"):
+        threshold_at_fpr(negatives, 1.5)
+
+
+def test_calibrated_bundle_flags_at_most_the_chosen_share_of_clean_images(tiny_data, tmp_path):
+    from train.calibrate import calibrate, write_calibrated
+
+    run = tmp_path / "run"
+    Trainer(_config(tiny_data, run)).run()
+    report = calibrate(run / "model.safetensors", tiny_data, "val", image_fpr=0.25, pixel_fpr=0.1)
+    assert report["clean_images_flagged"] <= 0.25 and report["clean_pixels_in_mask"] <= 0.1
+    out = write_calibrated(run / "model.safetensors", tmp_path / "cal.safetensors", report)
+    det = Detector(out, device="cpu")
+    assert det.config.image_threshold == pytest.approx(report["image_threshold"])
+    assert det.config.pixel_threshold == pytest.approx(report["pixel_threshold"])
+    clean = [tiny_data / r["image"] for r in read_manifest(tiny_data)
+             if r["split"] == "val" and r["label"] == "clean"]  # fmt: skip
+    flagged = [res.label != "clean" for res in det.detect_batch(clean)]
+    assert np.mean(flagged) == pytest.approx(report["clean_images_flagged"])
