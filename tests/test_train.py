@@ -273,6 +273,11 @@ def test_calibrated_bundle_flags_at_most_the_chosen_share_of_clean_images(tiny_d
     run = tmp_path / "run"
     Trainer(_config(tiny_data, run)).run()
     report = calibrate(run / "model.safetensors", tiny_data, "val", image_fpr=0.25, pixel_fpr=0.1)
+    # the trainer does the same at the end of a run when asked
+    auto = tmp_path / "auto"
+    Trainer(_config(tiny_data, auto, calibrate={"image_fpr": 0.25, "pixel_fpr": 0.1})).run()
+    assert json.loads((auto / "calibration.json").read_text()) == report
+    assert Detector(auto / "model.safetensors").config.image_threshold == report["image_threshold"]
     assert report["clean_images_flagged"] <= 0.25 and report["clean_pixels_in_mask"] <= 0.1
     out = write_calibrated(run / "model.safetensors", tmp_path / "cal.safetensors", report)
     det = Detector(out, device="cpu")

@@ -84,6 +84,8 @@ class TrainConfig:
     prompts: dict[str, Any] = field(default_factory=dict)
     train_backbone: bool = False  # unfreeze the ViT too (random-init experiments only)
     balanced: bool = True
+    #: thresholds at clean false-positive rates on val, e.g. {"image_fpr": 0.05, "pixel_fpr": 0.01}
+    calibrate: dict[str, float] | None = None
     max_steps_per_epoch: int | None = None
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
@@ -394,7 +396,15 @@ class Trainer:
         if final == "stage2":
             with torch.no_grad():
                 self.model.set_anchors(self.prompts())
-        save_bundle(self.model, self.out / "model.safetensors")
+        bundle = save_bundle(self.model, self.out / "model.safetensors")
+        if self.cfg.calibrate:
+            from train.calibrate import calibrate, write_calibrated
+
+            device = "cuda" if self.device.type == "cuda" else "cpu"
+            report = calibrate(bundle, Path(self.cfg.data), "val", device=device,
+                               **self.cfg.calibrate)  # fmt: skip
+            write_calibrated(bundle, bundle, report)
+            atomic_write_bytes(self.out / "calibration.json", json.dumps(report).encode())
 
 
 def evaluation_metrics(
