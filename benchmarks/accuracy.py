@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ipad_sdk import Detector, metrics
+from ipad_sdk.fileio import atomic_write_bytes
 from train.dataset import read_manifest
 
 TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
@@ -130,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or Path(args.model).parent.name or Path(args.model).stem
     report = evaluate(args.model, args.data, args.split, args.eval_size, args.device)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"accuracy_{name}.json").write_text(json.dumps(report, indent=1))
+    atomic_write_bytes(args.out / f"accuracy_{name}.json", json.dumps(report, indent=1).encode())
     markdown = to_markdown(name, report)
-    (args.out / f"accuracy_{name}.md").write_text(markdown)
+    atomic_write_bytes(args.out / f"accuracy_{name}.md", markdown.encode())
     print(markdown)
     return 0
 
