@@ -25,7 +25,7 @@ from PIL import Image
 
 from .detector import Detector
 from .errors import InputError, IpadError
-from .fileio import atomic_write_bytes, temp_path_beside
+from .fileio import atomic_write_bytes, remove_stale_temp_files, temp_path_beside
 from .io import load_image
 from .result import Result
 
@@ -224,6 +224,8 @@ def run_batch(
                 "masks": save_masks, "overlays": save_overlays,
                 "classes": list(detector.classes)}  # fmt: skip
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
+    if resume:  # the interrupted run may have been killed in the middle of writing a file
+        remove_stale_temp_files(out_dir)
     finished = False
     try:
         pairs = list(zip(files, output_keys(files), strict=True))

@@ -7,9 +7,12 @@ Temporary files are created with ``open(..., "x")`` rather than ``tempfile.mkste
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 
 def temp_path_beside(path: Path) -> Path:
@@ -39,3 +42,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left under ``folder`` (names made
+    by :func:`temp_path_beside`); returns them. Only for folders no other writer is using."""
+    stale = [p for p in folder.rglob(".*.tmp") if p.is_file() and _TEMP_NAME.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

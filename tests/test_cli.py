@@ -554,9 +554,11 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_outputs(
 
     with pytest.raises(KeyboardInterrupt):
         run_batch(det, files, out, "csv", True, True, progress=stop_after_two)
-    # a killed writer may leave half a line at the end of the journal: resume drops it
+    # a killed writer may leave half a line at the end of the journal and a half-written
+    # temporary file: resume drops the one and deletes the other
     with open(out / JOURNAL_NAME, "a") as fh:
         fh.write('{"source": "half a reco')
+    (out / "masks" / ".c.png.png.0123456789ab.tmp").write_bytes(b"\x89PNG half")
     seen: list[int] = []
     detected: list[Path] = []
     original = det.detect_batch
