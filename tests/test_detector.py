@@ -321,17 +321,40 @@ def test_detect_batch_bad_input_raises(detector, rgb_image, tmp_path):
 _DEFAULT_WEIGHTS = Path(ipad_sdk.__file__).parent / "weights" / "ipad-default.safetensors"
 
 
-@pytest.mark.skipif(_DEFAULT_WEIGHTS.exists(), reason="an embedded default model ships")
-def test_no_default_model_raises_model_error():
+def test_no_default_model_raises_model_error(tmp_path):
+    from ipad_sdk.detector import default_model_path
+
     with pytest.raises(ModelError, match="no embedded default model"):
-        Detector(device="cpu")
+        default_model_path(tmp_path)
 
 
-@pytest.mark.skipif(not _DEFAULT_WEIGHTS.exists(), reason="no embedded default model ships")
-def test_default_model_loads():
-    det = _quiet_detector(None, device="cpu")
-    assert Path(det.model_path) == _DEFAULT_WEIGHTS
-    assert det.classes[0] == "clean"
+def test_embedded_default_model():
+    """The shipped model: trained, calibrated, within the size budget, and its ONNX export (for
+    installs without torch) gives the bundle's answers; the model card lists both files."""
+    import hashlib
+
+    weights = _DEFAULT_WEIGHTS.parent
+    onnx_file = weights / "ipad-default.onnx"
+    assert _DEFAULT_WEIGHTS.stat().st_size + onnx_file.stat().st_size <= 25 * 2**20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a trained model does not warn
+        det = Detector(device="cpu")
+    assert Path(det.model_path) == _DEFAULT_WEIGHTS and det.config.trained
+    assert det.classes == ("clean", "ghosting", "flare", "moire")
+    assert 0.5 < det.config.image_threshold < 1  # calibrated, not the 0.5 default
+    card = (weights / "MODEL_CARD.md").read_text()
+    for path in (_DEFAULT_WEIGHTS, onnx_file):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert f"{path.stat().st_size:,} | `{digest[:16]}" in card
+    pytest.importorskip("onnxruntime")
+    on_onnx = Detector(onnx_file, device="cpu")
+    assert on_onnx.config == det.config and on_onnx.backend.metadata["precision"] == "int8"
+    example = Path(__file__).parents[1] / "examples" / "kodim03.jpg"
+    rng = np.random.default_rng(0)
+    images = [example, rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)]
+    for want, got in zip(det.detect_batch(images), on_onnx.detect_batch(images), strict=True):
+        assert got.label == want.label
+        assert abs(got.artifact_score - want.artifact_score) < 0.02  # INT8 weights
 
 
 def test_max_pixels(tiny_bundle):

@@ -37,7 +37,8 @@ def test_ci_extracts_the_readme_test_command():
 def test_main_command_runs_as_written(tmp_path, monkeypatch):
     steps = [s.strip() for s in _command("main-command").split("&&")]
     ipad_steps = [shlex.split(s)[1:] for s in steps if s.startswith("ipad ")]
-    assert [s[0] for s in ipad_steps] == ["create-bundle", "detect"]
+    assert [s[0] for s in ipad_steps] == ["detect"]
+    assert "--model" not in ipad_steps[0]  # the embedded default model
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings():
@@ -46,6 +47,7 @@ def test_main_command_runs_as_written(tmp_path, monkeypatch):
             assert main([*argv, "--quiet"] if argv[0] == "detect" else argv) == 0
     records = [json.loads(line) for line in Path("out/results.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["source"] == "examples/kodim03.jpg"
+    assert records[0]["label"] in ("clean", "ghosting", "flare", "moire")
     assert (records[0]["width"], records[0]["height"]) == (768, 512)
     assert (
         Path("out", records[0]["mask"]).is_file() and Path("out", records[0]["overlay"]).is_file()

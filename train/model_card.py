@@ -60,7 +60,32 @@ def per_class_rows(report: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render(run: Path, files: list[Path], reports: list[dict[str, Any]], title: str) -> str:
+def _what(path: Path) -> str:
+    """What a shipped file is: the bundle, or an ONNX export and its precision."""
+    if path.suffix != ".onnx":
+        return "PyTorch bundle (weights + config)"
+    import onnx
+
+    meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
+    return f"ONNX export ({meta.get('precision', '?').upper()}), for ONNX Runtime without torch"
+
+
+def _calibration_lines(cal: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        f"The thresholds were set by `train/calibrate.py` on the {cal['split']} split "
+        f"({cal['images']} images) as operating points for a quality gate: "
+        f"{_pct(cal['clean_images_flagged'])} % of the clean images and "
+        f"{_pct(cal['artifact_images_flagged'])} % of the artifact images are labelled as an "
+        f"artifact there; {_pct(cal['clean_pixels_in_mask'])} % of the clean pixels and "
+        f"{_pct(cal['artifact_pixels_in_mask'])} % of the artifact pixels fall in the mask.",
+    ]
+
+
+def render(
+    run: Path, files: list[Path], reports: list[dict[str, Any]], title: str,
+    calibration: dict[str, Any] | None = None,
+) -> str:  # fmt: skip
     cfg = json.loads((run / "config.json").read_text())
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     best = json.loads((run / "test_metrics.json").read_text())["best"]
@@ -84,11 +109,15 @@ def render(run: Path, files: list[Path], reports: list[dict[str, Any]], title: s
         f"cosine head against {config.num_classes} constant text anchors "
         f"({', '.join(config.classes)}). "
         f"{ipad_flops(config)['total'] / 1e9:.1f} GFLOP per image. Decision thresholds: image "
-        f"{config.image_threshold}, pixel {config.pixel_threshold}.",
+        f"{config.image_threshold:.4f}, pixel {config.pixel_threshold:.4f}.",
+        *(_calibration_lines(calibration) if calibration else []),
         "",
-        "| file | bytes | SHA-256 |",
-        "|---|---|---|",
-        *[f"| `{f.name}` | {f.stat().st_size:,} | `{_sha256(f)[:16]}…` |" for f in files],
+        "| file | what | bytes | SHA-256 |",
+        "|---|---|---|---|",
+        *[
+            f"| `{f.name}` | {_what(f)} | {f.stat().st_size:,} | `{_sha256(f)[:16]}…` |"
+            for f in files
+        ],  # fmt: skip
         "",
         "## Honest limitations",
         "",
@@ -157,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--files", type=Path, nargs="+", required=True, help="shipped files")
     parser.add_argument("--accuracy", type=Path, nargs="+", required=True)
+    parser.add_argument("--calibration", type=Path, help="train/calibrate.py's JSON report")
     parser.add_argument("--title", default="ipad-sdk default model")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     reports = [json.loads(p.read_text()) for p in args.accuracy]
-    text = render(args.run, sorted(args.files), reports, args.title)
+    calibration = json.loads(args.calibration.read_text()) if args.calibration else None
+    text = render(args.run, sorted(args.files), reports, args.title, calibration)
     atomic_write_bytes(args.out, text.encode())
     print(f"wrote {args.out}")
     return 0
