@@ -1,14 +1,22 @@
-"""GPU check of the PyTorch backend: eager FP32 throughput of `Detector` backends on CUDA.
+"""GPU check of the PyTorch backend: eager FP32 vs the FP16 fast path on CUDA, side by side.
 
-    python benchmarks/gpu_check.py [--out benchmarks/results]
+    python benchmarks/gpu_check.py [--out benchmarks/results] [--peak-card H100]
 
-Random-weight bundles (speed does not depend on the weights) for the tiny test model,
-ViT-B-16@224 and the paper's ViT-L-14@518; batch sizes 1, 8, 16; median of repeated runs after
-warm-up. Times `backend.run` (host batch in, host probabilities out: H2D copy, forward, upsampled
-pixel map, D2H copy) and the bare model forward (CUDA events). Writes gpu_check.json and .md.
+Random-weight bundles (speed does not depend on the weights) for the default model's backbone,
+ViT-B-16@224 and the paper's ViT-L-14@518; batch sizes 1, 8, 16, 32; median of repeated runs after
+warm-up; every FP16 row as a ratio to eager FP32 at the same batch, and the forward's TFLOP/s
+(analytic FLOPs) as a share of the card's dense FP16 peak. Times `backend.run` (host batch in,
+host probabilities out: H2D copy, forward, upsampled pixel map, D2H copy) and the bare model
+forward (synchronised wall clock). Writes gpu_check.json and .md.
 """
 
 from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    import sys
+    from pathlib import Path as _Path
+
+    sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
 import functools
@@ -22,11 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.flops import FP16_TENSOR_PEAK_TFLOPS, ipad_flops
 from ipad_sdk import Detector
-from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, save_bundle
+from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.metadata import read_bundle_config
+from ipad_sdk.model import build_ipad_clip, save_bundle
 
-MODELS = [(TINY_BACKBONE, 64), ("ViT-B-16", 224), ("ViT-L-14", 518)]
-BATCHES = [1, 8, 16]
+MODELS = [("IPAD-Small-ViT-16", 224), ("ViT-B-16", 224), ("ViT-L-14", 518)]
+BATCHES = [1, 8, 16, 32]
 
 
 def _median_s(fn, reps: int, warmup: int = 3) -> float:
@@ -42,10 +53,33 @@ def _median_s(fn, reps: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def to_markdown(report: dict) -> str:
+    peak, rows = report["fp16_peak_tflops"], report["rows"]
+    lines = [
+        f"# PyTorch backend on {report['device']} (torch {report['torch']})",
+        "",
+        f"{report['precision']}. FLOPs from benchmarks/flops.py (analytic)."
+        + (f" Fraction of the dense FP16 peak ({peak} TFLOP/s)." if peak else ""),
+        "",
+        "| model | precision | batch | backend.run img/s | vs fp32 | forward img/s | forward "
+        "TFLOP/s | % of FP16 peak | peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        share = f"{100 * r['forward_tflops'] / peak:.0f} %" if peak else "-"
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['batch']} | {r['backend_run_img_s']:.1f} | "
+            f"{r['speedup_vs_fp32']:.2f}x | {r['forward_img_s']:.1f} | "
+            f"{r['forward_tflops']:.1f} | {share} | {r['peak_mem_gib']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--peak-card", help="row of benchmarks/flops.py's peak table, e.g. H100")
     args = parser.parse_args()
     assert torch.cuda.is_available(), "needs a CUDA GPU"
     rows = []
@@ -55,45 +89,47 @@ def main() -> None:
             path = save_bundle(
                 build_ipad_clip(backbone, image_size=size), Path(tmp, "m.safetensors")
             )
-            det = Detector(path, device="cuda")
-            for batch in BATCHES:
-                host = np.random.default_rng(0).standard_normal((batch, 3, size, size), np.float32)
-                dev = torch.from_numpy(host).cuda()
-                run_s = _median_s(functools.partial(det.backend.run, host), args.reps)
-                with torch.inference_mode():
-                    fwd_s = _median_s(functools.partial(det.backend.model, dev), args.reps)
-                rows.append({
-                    "model": f"{backbone}@{size}", "batch": batch,
-                    "backend_run_img_s": batch / run_s, "forward_img_s": batch / fwd_s,
-                    "backend_run_ms": run_s * 1e3, "forward_ms": fwd_s * 1e3,
-                    "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
-                })  # fmt: skip
-                print(json.dumps(rows[-1]), flush=True)
-            det = None  # free the GPU copy before the next model
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+            flops = ipad_flops(read_bundle_config(path))["total"]
+            base: dict[int, float] = {}
+            for precision in ("fp32", "fp16"):  # eager FP32 is every row's baseline
+                det = Detector(path, device="cuda", precision=precision)
+                for batch in BATCHES:
+                    rng = np.random.default_rng(0)
+                    shape = (batch, 3, size, size)
+                    host = (rng.integers(0, 256, shape, dtype=np.uint8)
+                            if det.backend.input_format == "uint8"
+                            else rng.standard_normal(shape, np.float32))  # fmt: skip
+                    dev = torch.from_numpy(host).cuda()
+                    run_s = _median_s(functools.partial(det.backend.run, host), args.reps)
+                    with torch.inference_mode():
+                        fwd_s = _median_s(functools.partial(det.backend.model, dev), args.reps)
+                    base.setdefault(batch, run_s)
+                    rows.append({
+                        "model": f"{backbone}@{size}", "precision": precision, "batch": batch,
+                        "backend_run_img_s": batch / run_s, "forward_img_s": batch / fwd_s,
+                        "backend_run_ms": run_s * 1e3, "forward_ms": fwd_s * 1e3,
+                        "speedup_vs_fp32": base[batch] / run_s,
+                        "forward_tflops": flops * batch / fwd_s / 1e12,
+                        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+                    })  # fmt: skip
+                    print(json.dumps(rows[-1]), flush=True)
+                det = None  # free the GPU copy before the next model
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+    peak = FP16_TENSOR_PEAK_TFLOPS.get(args.peak_card) if args.peak_card else None
     report = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
-        "precision": "fp32 eager (TF32 matmul off, cuDNN TF32 default)",
+        "precision": "fp32: eager (TF32 matmul off); fp16: InferenceGraph (SDPA, FP32 norms)",
+        "fp16_peak_tflops": peak,
         "rows": rows,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
-    lines = [
-        f"# PyTorch backend on {report['device']} (torch {report['torch']}, {report['precision']})",
-        "",
-        "| model | batch | backend.run img/s | forward img/s | backend.run ms | peak GiB |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['model']} | {r['batch']} | {r['backend_run_img_s']:.1f} | {r['forward_img_s']:.1f} "
-        f"| {r['backend_run_ms']:.2f} | {r['peak_mem_gib']:.2f} |"
-        for r in rows
-    ]
-    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    atomic_write_bytes(out / "gpu_check.json", json.dumps(report, indent=2).encode())
+    markdown = to_markdown(report)
+    atomic_write_bytes(out / "gpu_check.md", markdown.encode())
+    print(markdown)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as `python export/export_onnx.py`: make the
     sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
-import copy
 import hashlib
 import json
 import os
@@ -42,15 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ipad_sdk.batch import discover
 from ipad_sdk.fileio import atomic_write_bytes, temp_path_beside
 from ipad_sdk.io import load_image
 from ipad_sdk.metadata import ModelConfig, onnx_metadata
-from ipad_sdk.model import IpadClip, load_bundle
-from ipad_sdk.model.network import cosine_logits
+from ipad_sdk.model import load_bundle
+from ipad_sdk.model.mixed_precision import InferenceGraph
 from ipad_sdk.preprocess import preprocess_batch, resize_rgb
 
 SUPPORTED_OPS_FILE = Path(__file__).with_name("onnx_tensorrt_ops.json")
@@ -58,100 +55,6 @@ INPUT_NAME = "images"
 OUTPUT_NAMES = ("class_probs", "pixel_probs")
 #: Acceptance limits of the export check: max |d prob| against the FP32 PyTorch model.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": None}  # INT8: measured and reported only
-
-
-class ExportAttention(nn.Module):
-    """``nn.MultiheadAttention`` (self-attention, no mask) as plain MatMul/Softmax ops.
-
-    Replaces the fused kernel the exporter would otherwise meet; the Softmax always runs in FP32
-    (scores are cast up, probabilities cast back), the projections in the weights' dtype.
-    """
-
-    def __init__(self, mha: nn.MultiheadAttention) -> None:
-        super().__init__()
-        if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
-            raise ValueError("only plain self-attention blocks can be exported")
-        self.heads = mha.num_heads
-        self.batch_first = mha.batch_first
-        self.in_proj_weight = mha.in_proj_weight
-        self.in_proj_bias = mha.in_proj_bias
-        self.out_proj = mha.out_proj
-
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, need_weights: bool = False,
-        attn_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, None]:  # fmt: skip
-        if attn_mask is not None:
-            raise ValueError("vision attention has no mask")
-        x = q if self.batch_first else q.transpose(0, 1)
-        batch, tokens, width = x.shape
-        head_dim = width // self.heads
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.reshape(batch, tokens, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
-        query, key, value = qkv[0] * head_dim**-0.5, qkv[1], qkv[2]
-        scores = (query @ key.transpose(-2, -1)).float()
-        attn = scores.softmax(dim=-1).to(value.dtype)
-        out = (attn @ value).transpose(1, 2).reshape(batch, tokens, width)
-        out = self.out_proj(out)
-        return (out if self.batch_first else out.transpose(0, 1)), None
-
-
-class Fp32LayerNorm(nn.Module):
-    """LayerNorm computed in FP32 whatever the input dtype (one LayerNormalization op + Casts)."""
-
-    def __init__(self, norm: nn.LayerNorm) -> None:
-        super().__init__()
-        self.shape = norm.normalized_shape
-        self.eps = norm.eps
-        self.weight = nn.Parameter(norm.weight.detach().float(), requires_grad=False)
-        self.bias = nn.Parameter(norm.bias.detach().float(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:  # no Cast nodes in an FP32 graph
-            return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
-        y = F.layer_norm(x.float(), self.shape, self.weight, self.bias, self.eps)
-        return y.to(x.dtype)
-
-
-def _replace_modules(root: nn.Module) -> None:
-    for name, child in list(root.named_children()):
-        if isinstance(child, nn.MultiheadAttention):
-            setattr(root, name, ExportAttention(child))
-        elif isinstance(child, nn.LayerNorm):
-            setattr(root, name, Fp32LayerNorm(child))
-        else:
-            _replace_modules(child)
-
-
-class ExportGraph(nn.Module):
-    """What the ONNX file computes: (uint8 ->) normalised images -> class and pixel probs."""
-
-    def __init__(self, model: IpadClip, fp16: bool = False, uint8_input: bool = False) -> None:
-        super().__init__()
-        model = copy.deepcopy(model).float().eval()
-        _replace_modules(model)
-        self.dtype = torch.float16 if fp16 else torch.float32
-        for module in model.modules():  # FP16 weights everywhere except the FP32 LayerNorms
-            if not isinstance(module, Fp32LayerNorm):
-                for param in module.parameters(recurse=False):
-                    param.data = param.data.to(self.dtype)
-        self.model = model
-        self.uint8_input = uint8_input
-        config = model.config
-        self.register_buffer("anchors", model.anchors.detach().float().clone())
-        scale = torch.tensor(config.std, dtype=torch.float32) * 255.0
-        self.register_buffer("scale", scale.reshape(1, 3, 1, 1))
-        self.register_buffer("mean", torch.tensor(config.mean).reshape(1, 3, 1, 1) * 255.0)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        model = self.model
-        if self.uint8_input:
-            images = (images.float() - self.mean) / self.scale
-        global_feature, patches = model.encode(images.to(self.dtype))
-        tau = model.config.tau
-        image_logits = cosine_logits(global_feature.float(), self.anchors, tau)
-        patch_logits = model.to_grid(cosine_logits(patches.float(), self.anchors, tau))
-        return image_logits.softmax(dim=-1), model.upsample(patch_logits.softmax(dim=1))
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -180,7 +83,7 @@ def export_onnx(
         raise ValueError(f"opset must be >= 17 (one LayerNormalization op), got {opset}")
     model = load_bundle(bundle, "cpu")
     config = model.config
-    graph = ExportGraph(model, fp16=fp16, uint8_input=uint8_input).eval()
+    graph = InferenceGraph(model, fp16=fp16, uint8_input=uint8_input).eval()
     size = config.image_size
     dtype = torch.uint8 if uint8_input else torch.float32
     example = torch.zeros(batch or 2, 3, size, size, dtype=dtype)

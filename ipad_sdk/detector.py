@@ -74,10 +74,12 @@ def open_backend(
     providers: Sequence[str] | None = None,
     threads: int | None = None,
     backend: str = "auto",
+    precision: str = "auto",
 ) -> Backend:
     """Open ``path`` on ``backend`` (``"auto"``: by file type): a ``.safetensors`` bundle runs on
     PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only), a
-    ``.plan``/``.engine`` on TensorRT. A missing runtime raises
+    ``.plan``/``.engine`` on TensorRT; ``precision`` (``auto``/``fp32``/``fp16``) applies to
+    PyTorch (the other formats carry theirs). A missing runtime raises
     :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
     name = os.fspath(path)
     file = Path(name)
@@ -94,10 +96,12 @@ def open_backend(
         raise ValueError(f"{name} is a {kind} model; backend={backend!r} cannot run it")
     if kind != "onnxruntime" and (providers is not None or threads is not None):
         raise ValueError("providers/threads apply to .onnx models only")
+    if kind != "torch" and precision != "auto":
+        raise ValueError(f"precision applies to .safetensors bundles; {name} carries its own")
     if kind == "torch":
         from .backends.torch_backend import TorchBackend
 
-        return TorchBackend(name, device)
+        return TorchBackend(name, device, precision)
     if kind == "onnxruntime":
         from .backends.onnx_backend import OnnxBackend
 
@@ -130,11 +134,12 @@ class Detector:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_path = os.fspath(model if model is not None else default_model_path())
-        self.backend = open_backend(self.model_path, device, providers, threads, backend)
+        self.backend = open_backend(self.model_path, device, providers, threads, backend, precision)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         if not self.config.trained:

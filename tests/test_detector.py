@@ -506,3 +506,20 @@ def test_stream_keeps_order_reports_failures_and_bounds_lookahead(tiny_bundle, t
     with pytest.raises(ValueError, match="workers"):
         next(det.stream(images, workers=0))
     assert list(det.stream([])) == []
+
+
+def test_fp16_path_agrees_with_fp32(tiny_bundle, rgb_image):
+    """The FP16 path (what CUDA runs by default; checked here on the CPU) stays within FP16 error
+    of eager FP32 and gives the same labels; precision is refused for non-bundle models."""
+    fp32 = _quiet_detector(tiny_bundle, device="cpu", precision="fp32")
+    fp16 = _quiet_detector(tiny_bundle, device="cpu", precision="fp16")
+    assert fp32.backend.precision == "fp32" and fp16.backend.input_format == "uint8"
+    assert _quiet_detector(tiny_bundle, device="cpu").backend.precision == "fp32"  # auto on CPU
+    rng = np.random.default_rng(1)
+    images = [rgb_image, *(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8) for _ in range(5))]
+    for want, got in zip(fp32.detect_batch(images), fp16.detect_batch(images), strict=True):
+        assert got.label == want.label
+        assert max(abs(got.scores[c] - want.scores[c]) for c in want.scores) < 1e-2
+        np.testing.assert_allclose(got.pixel_probs, want.pixel_probs, atol=1e-2)
+    with pytest.raises(ValueError, match="precision must be"):
+        _quiet_detector(tiny_bundle, device="cpu", precision="int4")

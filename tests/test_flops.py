@@ -27,7 +27,7 @@ def _counted(model, size: int) -> int:
     [(TINY_BACKBONE, 64, 6), (TINY_BACKBONE, 96, 2), ("IPAD-Small-ViT-16", 64, 0)],
 )
 def test_matches_pytorch_flop_counter(backbone, size, n_adapt):
-    from export.export_onnx import ExportGraph
+    from ipad_sdk.model.mixed_precision import InferenceGraph
 
     model = build_ipad_clip(backbone, image_size=size, n_adapt=n_adapt)
     analytic = ipad_flops(model.config)
@@ -35,7 +35,7 @@ def test_matches_pytorch_flop_counter(backbone, size, n_adapt):
     # the fused attention kernel is invisible to the counter: everything else is counted
     assert analytic["total"] - analytic["attention_scores"] == _counted(model, size)
     # the export graph spells attention out as matmuls: all of it is counted
-    assert analytic["total"] == _counted(ExportGraph(model), size)
+    assert analytic["total"] == _counted(InferenceGraph(model), size)
 
 
 def test_vit_l14_at_518_and_estimates():

@@ -15,12 +15,12 @@ pytestmark = [
 ]
 
 
-def _detector(path, device):
+def _detector(path, device, precision="auto"):
     from ipad_sdk import Detector
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Detector(path, device=device)
+        return Detector(path, device=device, precision=precision)
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +32,19 @@ def vit_b16_bundle(tmp_path_factory):
 
 
 @pytest.mark.parametrize("bundle", ["tiny_bundle", "vit_b16_bundle"])
-def test_cuda_matches_cpu(bundle, request, rgb_image):
+@pytest.mark.parametrize(("precision", "atol"), [("fp32", 2e-3), ("auto", 1e-2)])
+def test_cuda_matches_cpu(bundle, precision, atol, request, rgb_image):
+    """FP32 on CUDA (cuDNN may use TF32: 2e-3) and the default FP16 fast path (1e-2, same labels)
+    against eager FP32 on the CPU."""
     path = request.getfixturevalue(bundle)
-    cpu, gpu = _detector(path, "cpu"), _detector(path, "auto")
+    cpu, gpu = _detector(path, "cpu"), _detector(path, "auto", precision)
     assert gpu.device == "cuda"
+    assert gpu.backend.precision == ("fp32" if precision == "fp32" else "fp16")
     images = [rgb_image, rgb_image[::-1].copy(), np.full((90, 30, 3), 200, np.uint8)]
     for a, b in zip(cpu.detect_batch(images), gpu.detect_batch(images), strict=True):
-        # cuDNN convolutions may use TF32 on GPU: agreement to 2e-3 in probability
-        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=2e-3)
-        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=2e-3)
+        assert a.label == b.label
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=atol)
+        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=atol)
 
 
 def test_cuda_tensor_input(tiny_bundle, rgb_image):

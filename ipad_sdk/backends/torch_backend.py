@@ -1,4 +1,11 @@
-"""PyTorch backend: runs a ``.safetensors`` model bundle (CPU or CUDA)."""
+"""PyTorch backend: runs a ``.safetensors`` model bundle (CPU or CUDA).
+
+``precision="fp32"`` runs the network as built (eager FP32). ``"fp16"`` runs
+:class:`~ipad_sdk.model.mixed_precision.InferenceGraph`: FP16 weights and matmuls, fused
+``scaled_dot_product_attention``, LayerNorm / softmax / L2 normalisation / cosine head in FP32,
+and the normalisation of uint8 pixels on the device. ``"auto"`` is FP16 on CUDA, FP32 on the CPU
+(where PyTorch has no fast FP16 kernels).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +31,10 @@ class TorchBackend:
     """Eager PyTorch inference of an :class:`~ipad_sdk.model.IpadClip` bundle."""
 
     name = "torch"
-    input_format = "float"
 
-    def __init__(self, path: str | os.PathLike[str], device: str = "auto") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], device: str = "auto", precision: str = "auto"
+    ) -> None:
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -36,14 +44,29 @@ class TorchBackend:
             ) from None
         from ..model import load_bundle
 
+        if precision not in ("auto", "fp32", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'fp16', got {precision!r}")
         self.device = resolve_device(device)
-        self.model = load_bundle(path, self.device)
-        self.config = self.model.config
+        model = load_bundle(path, self.device)
+        self.config = model.config
+        if precision == "auto":
+            precision = "fp16" if self.device.startswith("cuda") else "fp32"
+        self.precision = precision
+        if precision == "fp16":
+            from ..model.mixed_precision import InferenceGraph
+
+            model = InferenceGraph(model, fp16=True, uint8_input=True, fused_attention=True)
+        self.model = model.to(self.device).eval()
+        self.input_format = "uint8" if precision == "fp16" else "float"
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
+        dtype = np.uint8 if self.input_format == "uint8" else np.float32
         with torch.inference_mode():
-            images = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            host = torch.from_numpy(np.ascontiguousarray(batch, dtype=dtype))
+            if self.device.startswith("cuda"):
+                host = host.pin_memory()
+            images = host.to(self.device, non_blocking=True)
             class_probs, pixel_probs = self.model(images)
             return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()
