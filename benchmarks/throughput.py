@@ -41,19 +41,28 @@ from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.preprocess import preprocess_batch
 
 
-def _backends(model: Path, onnx_dir: Path | None, device: str, threads: int) -> dict[str, Any]:
-    """name -> backend: the bundle on PyTorch first (the baseline), then the ONNX exports."""
+def model_files(model: Path, onnx_dir: Path | None) -> dict[str, Path]:
+    """label -> file: the bundle (the baseline) first, then whichever ONNX exports exist."""
+    files = {"pytorch eager fp32": model}
+    for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
+                          (".int8.onnx", "onnxruntime int8")):  # fmt: skip
+        path = onnx_dir / f"{model.stem}{suffix}" if onnx_dir is not None else None
+        if path is not None and path.exists():
+            files[label] = path
+    return files
+
+
+def _backends(files: dict[str, Path], device: str, threads: int) -> dict[str, Any]:
+    """label -> opened backend for every model file (PyTorch eager FP32 for the bundle)."""
     import torch
 
     torch.set_num_threads(threads)
-    found = {"pytorch eager fp32": open_backend(model, device)}
-    if onnx_dir is not None:
-        for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
-                              (".int8.onnx", "onnxruntime int8")):  # fmt: skip
-            path = onnx_dir / f"{model.stem}{suffix}"
-            if path.exists():
-                found[label] = open_backend(path, device, threads=threads)
-    return found
+    return {
+        label: open_backend(path, device, precision="fp32")
+        if path.suffix == ".safetensors"
+        else open_backend(path, device, threads=threads)
+        for label, path in files.items()
+    }
 
 
 def measure(
@@ -100,9 +109,10 @@ def measure_e2e(
     rows = []
     for name, path in model_paths.items():
         onnx = path.suffix == ".onnx"
+        options = {"threads": threads} if onnx else {"precision": "fp32"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            det = Detector(path, device, batch_size=batch, threads=threads if onnx else None)
+            det = Detector(path, device, batch_size=batch, **options)
         runs = {
             "iter_detect": lambda det=det: det.iter_detect(photos),
             "stream (2 decode threads)": lambda det=det: det.stream(photos, workers=2),
@@ -165,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="report name (default: the model's stem)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
-    backends = _backends(args.model, args.onnx, args.device, args.threads)
+    files = model_files(args.model, args.onnx)
+    backends = _backends(files, args.device, args.threads)
     config = next(iter(backends.values())).config
     rows = measure(backends, args.batch, args.repeats)
     e2e = []
@@ -173,13 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         from ipad_sdk.batch import discover
 
         photos = discover([args.e2e])[: args.e2e_images]
-        paths = {"pytorch eager fp32": args.model} | {
-            label: args.onnx / f"{args.model.stem}{suffix}"
-            for suffix, label in ((".onnx", "onnxruntime fp32"), (".fp16.onnx", "onnxruntime fp16"),
-                                  (".int8.onnx", "onnxruntime int8"))
-            if args.onnx is not None and (args.onnx / f"{args.model.stem}{suffix}").exists()
-        }  # fmt: skip
-        e2e = measure_e2e(paths, photos, max(args.batch), args.device, args.threads)
+        e2e = measure_e2e(files, photos, max(args.batch), args.device, args.threads)
     report = {
         "model": args.model.name, "backbone": config.backbone, "image_size": config.image_size,
         "device": args.device, "machine": f"{platform.machine()}, {platform.processor() or '?'}",

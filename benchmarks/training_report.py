@@ -22,11 +22,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.accuracy import TABLE1
 from ipad_sdk.fileio import atomic_write_bytes
 
-COLUMNS = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
-           ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
-           ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
 CLASSES = ("ghosting", "flare", "moire")
 
 
@@ -56,13 +54,13 @@ def _pct(value: float) -> str:
 
 def to_markdown(name: str, rows: list[dict[str, Any]]) -> str:
     head = (
-        "| run | model | " + " | ".join(c for c, _, _ in COLUMNS) + " | accuracy | epochs | time |"
+        "| run | model | " + " | ".join(c for c, _, _ in TABLE1) + " | accuracy | epochs | time |"
     )
     lines = [f"# Training report: {name}", "", "Test split, values in %.", "", head,
-             "|---" * (len(COLUMNS) + 5) + "|"]  # fmt: skip
+             "|---" * (len(TABLE1) + 5) + "|"]  # fmt: skip
     for row in rows:
         test = row["test"]
-        values = " | ".join(_pct(test[level][key]) for _, level, key in COLUMNS)
+        values = " | ".join(_pct(test[level][key]) for _, level, key in TABLE1)
         lines.append(f"| {row['run']} | {row['model']} | {values} | {_pct(test['accuracy'])} | "
                      f"{row['epochs']} | {row['seconds'] / 60:.0f} min |")  # fmt: skip
     lines += ["", "Per class, one-vs-clean C-AUROC / C-AP:", "",

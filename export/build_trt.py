@@ -38,16 +38,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.fileio import atomic_write_bytes, file_sha256
 from ipad_sdk.metadata import (
     ENGINE_FORMAT_NAME,
+    INPUT_NAME,
     ONNX_FORMAT_NAME,
     engine_sidecar_path,
     read_exported_metadata,
 )
 
 FLAVOURS = {"rtx": ("tensorrt_rtx", "tensorrt-rtx"), "full": ("tensorrt", "tensorrt")}
-INPUT_NAME = "images"
 
 
 class BuildError(RuntimeError):
@@ -90,10 +90,6 @@ def onnx_metadata_of(path: str | os.PathLike[str]) -> dict[str, str]:
     meta = {e.key: e.value for e in proto.metadata_props}
     read_exported_metadata(meta, os.fspath(path), ONNX_FORMAT_NAME)
     return meta
-
-
-def _sha256(data: bytes | memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def parse_network(
@@ -304,9 +300,9 @@ def build_engine(
             for t in tensors
         },  # fmt: skip
         "network_precisions": precisions,
-        "source_onnx_sha256": _sha256(Path(onnx_path).read_bytes()),
+        "source_onnx_sha256": file_sha256(onnx_path),
         "plan_bytes": plan_bytes.nbytes,
-        "plan_sha256": _sha256(plan_bytes),
+        "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
         "build_seconds": round(seconds, 2),
     }
     out = Path(out)

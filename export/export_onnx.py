@@ -31,7 +31,6 @@ if __package__ in (None, ""):  # run as `python export/export_onnx.py`: make the
     sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
-import hashlib
 import json
 import os
 import warnings
@@ -43,26 +42,16 @@ import numpy as np
 import torch
 
 from ipad_sdk.batch import discover
-from ipad_sdk.fileio import atomic_write_bytes, temp_path_beside
+from ipad_sdk.fileio import atomic_write_bytes, file_sha256, temp_path_beside
 from ipad_sdk.io import load_image
-from ipad_sdk.metadata import ModelConfig, onnx_metadata
+from ipad_sdk.metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, onnx_metadata
 from ipad_sdk.model import load_bundle
 from ipad_sdk.model.mixed_precision import InferenceGraph
 from ipad_sdk.preprocess import preprocess_batch, resize_rgb
 
 SUPPORTED_OPS_FILE = Path(__file__).with_name("onnx_tensorrt_ops.json")
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("class_probs", "pixel_probs")
 #: Acceptance limits of the export check: max |d prob| against the FP32 PyTorch model.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": None}  # INT8: measured and reported only
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_onnx(

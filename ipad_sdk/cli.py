@@ -7,7 +7,6 @@ Exit codes: 0 every input succeeded; 1 some inputs failed (each is recorded with
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -108,14 +107,6 @@ def _progress_bar(total: int, disabled: bool):  # -> tqdm | None
     return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_onnx_metadata(path: str) -> dict[str, str]:
     try:
         import onnx
@@ -130,6 +121,7 @@ def _read_onnx_metadata(path: str) -> dict[str, str]:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .detector import backend_for
+    from .fileio import file_sha256
     from .metadata import (
         ONNX_FORMAT_NAME,
         read_bundle_config,
@@ -154,7 +146,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "file": path,
         "runtime": kind,
         "bytes": os.path.getsize(path),
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "config": config.to_dict(),
     } | extra
     print(json.dumps(info, indent=2))

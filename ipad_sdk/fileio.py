@@ -6,6 +6,7 @@ Temporary files are created with ``open(..., "x")`` rather than ``tempfile.mkste
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -51,3 +52,12 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's contents, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ModelError
+from .fileio import file_sha256
 
 FORMAT_NAME = "ipad-bundle"
 ONNX_FORMAT_NAME = "ipad-onnx"
@@ -28,6 +29,10 @@ ENGINE_SIDECAR_SUFFIX = ".json"
 FORMAT_VERSION = 1
 CONFIG_KEY = "ipad_config"
 FORMAT_KEY = "format"
+#: Tensor names of every exported graph (ONNX file, engine): ``images [B,3,S,S]`` in,
+#: ``class_probs [B,K+1]`` and ``pixel_probs [B,K+1,S,S]`` out.
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("class_probs", "pixel_probs")
 #: Exported files (ONNX, engines) add these keys beside the config.
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_FORMATS = ("float", "uint8")  # normalised float32, or resized uint8 normalised in-graph
@@ -258,8 +263,6 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
     A missing plan or sidecar, a foreign sidecar, or a plan whose size or hash differs from the
     sidecar's (truncated, corrupt, or rebuilt without its sidecar) is a :class:`ModelError`.
     """
-    import hashlib
-
     name, sidecar = os.fspath(plan), engine_sidecar_path(plan)
     if not os.path.isfile(name):
         raise ModelError(f"{name}: engine file not found")
@@ -284,11 +287,7 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
             f"{name}: the plan is {size} bytes but was built as {info.get('plan_bytes')} "
             "(truncated or replaced); rebuild the engine with export/build_trt.py"
         )
-    digest = hashlib.sha256()
-    with open(name, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != info.get("plan_sha256"):
+    if file_sha256(name) != info.get("plan_sha256"):
         raise ModelError(
             f"{name}: the plan's SHA-256 does not match its sidecar (corrupt or replaced); "
             "rebuild the engine with export/build_trt.py"

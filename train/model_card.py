@@ -16,26 +16,18 @@ if __package__ in (None, ""):  # run as `python train/model_card.py`: make `trai
     sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.accuracy import TABLE1
 from benchmarks.flops import ipad_flops
-from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.fileio import atomic_write_bytes, file_sha256
 from ipad_sdk.metadata import read_bundle_config
-
-TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
-          ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
-          ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
 
 
 def _pct(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def accuracy_rows(reports: list[dict[str, Any]]) -> list[str]:
@@ -115,7 +107,7 @@ def render(
         "| file | what | bytes | SHA-256 |",
         "|---|---|---|---|",
         *[
-            f"| `{f.name}` | {_what(f)} | {f.stat().st_size:,} | `{_sha256(f)[:16]}…` |"
+            f"| `{f.name}` | {_what(f)} | {f.stat().st_size:,} | `{file_sha256(f)[:16]}…` |"
             for f in files
         ],  # fmt: skip
         "",

@@ -16,14 +16,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
-from ..metadata import ONNX_FORMAT_NAME, read_exported_metadata
+from ..metadata import INPUT_NAME, ONNX_FORMAT_NAME, OUTPUT_NAMES, read_exported_metadata
 
 log = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("class_probs", "pixel_probs")
 _ORT_TYPES = {"float": "tensor(float)", "uint8": "tensor(uint8)"}
 
 

@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
-from ..metadata import ModelConfig, read_engine_metadata
+from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, read_engine_metadata
 
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("class_probs", "pixel_probs")
 _MODULES = {
     "tensorrt-rtx": ("tensorrt_rtx", "pip install 'ipad-sdk[trt]'"),
     "tensorrt": ("tensorrt", "pip install tensorrt --extra-index-url https://pypi.nvidia.com"),
