@@ -2,7 +2,7 @@
 class C-AP and S-F1), through the SDK's Detector exactly as users run it.
 
     python benchmarks/accuracy.py --model M --data D [--split test] [--name NAME]
-        [--eval-size 256] [--device cpu] [--out benchmarks/results]
+        [--eval-size 256] [--device cpu] [--tiling off] [--out benchmarks/results]
 
 C- (image) metrics score ``artifact_score = 1 - P(clean)`` against artifact/clean; per class, the
 images of class k plus the clean images, scored by P(k). S- (pixel) metrics compare the heatmap with
@@ -53,13 +53,13 @@ def _resize_pair(heatmap: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.n
 
 def evaluate(
     model: str, data: Path, split: str = "test", eval_size: int = 256, device: str = "cpu",
-    batch_size: int = 8,
+    batch_size: int = 8, tiling: str = "off",
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the Detector over the split and compute every metric."""
+    """Run the Detector (with ``tiling``) over the split and compute every metric."""
     records = [r for r in read_manifest(data) if r["split"] == split]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        detector = Detector(model, device=device, batch_size=batch_size)
+        detector = Detector(model, device=device, batch_size=batch_size, tiling=tiling)
     classes = detector.classes
     probs, maps, masks, labels = [], [], [], []
     tic = time.perf_counter()
@@ -75,7 +75,8 @@ def evaluate(
     probs_arr, labels_arr = np.asarray(probs), np.asarray(labels)
     report: dict[str, Any] = {
         "model": str(model), "data": str(data), "split": split, "images": len(records),
-        "eval_size": eval_size, "seconds": seconds, "backbone": detector.config.backbone,
+        "eval_size": eval_size, "seconds": seconds, "tiling": tiling,
+        "backbone": detector.config.backbone,
         "image_size": detector.config.image_size,
         "image": metrics.image_metrics(1.0 - probs_arr[:, 0], (labels_arr != 0).astype(int)),
         "pixel": metrics.pixel_metrics(maps, masks),
@@ -126,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="name of the result files (default: the model's stem)")
     parser.add_argument("--eval-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     name = args.name or Path(args.model).parent.name or Path(args.model).stem
-    report = evaluate(args.model, args.data, args.split, args.eval_size, args.device)
+    report = evaluate(args.model, args.data, args.split, args.eval_size, args.device,
+                      tiling=args.tiling)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / f"accuracy_{name}.json", json.dumps(report, indent=1).encode())
     markdown = to_markdown(name, report)

@@ -12,6 +12,7 @@ file is in place.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -220,9 +221,11 @@ def run_batch(
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
         return _run_to_stdout(detector, files, fmt, progress)
+    tiling = dataclasses.asdict(detector.tiling) if detector.tiling else None
     settings = {"model": os.path.abspath(detector.model_path), "format": fmt,
                 "masks": save_masks, "overlays": save_overlays,
-                "classes": list(detector.classes)}  # fmt: skip
+                "classes": list(detector.classes),
+                "tiling": tiling}  # fmt: skip
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
         remove_stale_temp_files(out_dir)

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     det.add_argument(
+        "--tiling", default="off",
+        help="off (default), auto, or key=value pairs such as scale=0.5,overlap=0.25: "
+        "native-resolution tiles for the mask of large photos",
+    )  # fmt: skip
+    det.add_argument(
         "--resume", action="store_true",
         help="continue an interrupted run into the same --out (finished files are skipped)",
     )  # fmt: skip
@@ -72,9 +77,16 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError("--save-masks/--save-overlays need --out DIR")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR (the folder of the interrupted run)")
+    from .tiling import TilingSpec
+
+    try:
+        tiling = TilingSpec.parse(args.tiling)
+    except ValueError as exc:
+        raise UsageError(f"--tiling: {exc}") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        detector = Detector(args.model or default_model_path(), args.device, args.batch_size)
+        detector = Detector(args.model or default_model_path(), args.device, args.batch_size,
+                            tiling=tiling)  # fmt: skip
     for warning in caught if not args.quiet else ():
         print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
     files = discover(args.paths)

@@ -6,16 +6,19 @@ import os
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .backends import Backend
 from .errors import BackendUnavailable, InputError, ModelError
-from .io import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_image
 from .metadata import ModelConfig
-from .preprocess import preprocess_batch
+from .preprocess import preprocess_batch, resize_to
 from .result import Failure, Result
+from .tiling import TileLayout, TilingSpec, blend, combine_scores, plan_tiles
 
 _END = object()  # end-of-input marker of Detector.stream
 
@@ -111,6 +114,18 @@ def open_backend(
     return TensorRTBackend(name, device)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One decoded input ready for the model: its whole-image network input, and when it is tiled,
+    the image at the working resolution with its tile layout."""
+
+    network_input: Any  # [3, S, S]: numpy, or a torch tensor on the GPU
+    image_size: tuple[int, int]
+    source: str | None
+    working: Any = None  # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
+    layout: TileLayout | None = None
+
+
 class Detector:
     """Image perceptual artifact detector.
 
@@ -122,7 +137,10 @@ class Detector:
     an ``.onnx`` export on ONNX Runtime (``providers``, ``threads``), a ``.plan``/``.engine`` on
     TensorRT (``backend="auto"`` picks by file type; naming one checks it). ``device`` is
     ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Images larger than
-    ``max_pixels`` are refused as possible decompression bombs.
+    ``max_pixels`` are refused as possible decompression bombs. ``tiling`` (``"off"``,
+    ``"auto"``, a spec string such as ``"scale=0.5,overlap=0.25"`` or a
+    :class:`~ipad_sdk.tiling.TilingSpec`) adds native-resolution tiles for the map of large photos
+    (see :mod:`ipad_sdk.tiling`).
     """
 
     def __init__(
@@ -135,6 +153,7 @@ class Detector:
         threads: int | None = None,
         backend: str = "auto",
         precision: str = "auto",
+        tiling: str | TilingSpec | None = "off",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -142,6 +161,7 @@ class Detector:
         self.backend = open_backend(self.model_path, device, providers, threads, backend, precision)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
+        self.tiling = TilingSpec.parse(tiling)
         if not self.config.trained:
             warnings.warn(
                 f"{self.model_path}: untrained model "
@@ -193,7 +213,7 @@ class Detector:
         decoded image (itself capped by ``max_pixels``), whatever the input sizes.
         """
         size = batch_size or self.batch_size
-        chunk: list[tuple[np.ndarray, tuple[int, int], str | None]] = []
+        chunk: list[_Prepared] = []
         for image in images:
             prepared = self._prepare(image)
             if isinstance(prepared, Failure):
@@ -234,34 +254,104 @@ class Detector:
                 chunk = [pending.popleft().result() for _ in range(min(size, len(pending)))]
                 yield from self._run_with_failures(chunk)
 
-    def _prepare(
-        self, image: ImageInput
-    ) -> tuple[np.ndarray, tuple[int, int], str | None] | Failure:
+    def _device_image(self, image: ImageInput) -> Any | None:
+        """``image`` as a torch tensor when it is a tensor (or DLPack) on the PyTorch backend's
+        CUDA device: it is then preprocessed there, with no host copy. Else ``None``."""
+        if self.backend.name != "torch" or not self.device.startswith("cuda"):
+            return None
+        if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)):
+            return None
+        if not (is_torch_tensor(image) or hasattr(image, "__dlpack__")):
+            return None
+        import torch
+
+        from .device_preprocess import as_tensor
+
+        tensor = as_tensor(image)
+        want = torch.device(self.device)
+        index = torch.cuda.current_device() if want.index is None else want.index
+        return tensor if tensor.is_cuda and tensor.device.index == index else None
+
+    def _prepare(self, image: ImageInput) -> _Prepared | Failure:
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
         try:
-            rgb = load_image(image, max_pixels=self.max_pixels)
+            tensor = self._device_image(image)
+            if tensor is not None:
+                from .device_preprocess import to_rgb_uint8
+
+                rgb = to_rgb_uint8(tensor, describe(image), self.max_pixels)  # 3xHxW on the GPU
+                image_size = (int(rgb.shape[1]), int(rgb.shape[2]))
+            else:
+                rgb = load_image(image, max_pixels=self.max_pixels)
+                image_size = (rgb.shape[0], rgb.shape[1])
         except InputError as exc:
             return Failure(source, exc)
-        prepared = preprocess_batch([rgb], self.config, self.backend.input_format)[0]
-        return prepared, rgb.shape[:2], source
+        network_input = self._preprocess([rgb])[0]
+        tiling, size = self.tiling, self.config.image_size
+        layout = plan_tiles(image_size, size, tiling) if tiling is not None else None
+        if layout is None:
+            return _Prepared(network_input, image_size, source)
+        if isinstance(rgb, np.ndarray):
+            working = resize_to(rgb, layout.working_size)
+        else:
+            from .device_preprocess import resize_tensor
+
+            working = resize_tensor(rgb, layout.working_size)
+        return _Prepared(network_input, image_size, source, working, layout)
+
+    def _preprocess(self, images: list[Any]) -> Any:
+        """Host ``HxWx3`` arrays -> a numpy batch; device ``3xHxW`` tensors -> a device batch."""
+        if isinstance(images[0], np.ndarray):
+            return preprocess_batch(images, self.config, self.backend.input_format)
+        from .device_preprocess import preprocess_tensors
+
+        return preprocess_tensors(images, self.config, self.backend.input_format)
 
     def _run_with_failures(self, chunk: list) -> list[Result | Failure]:
         good = [item for item in chunk if not isinstance(item, Failure)]
         results = iter(self._run(good) if good else [])
         return [item if isinstance(item, Failure) else next(results) for item in chunk]
 
-    def _run(self, chunk: list[tuple[np.ndarray, tuple[int, int], str | None]]) -> list[Result]:
-        class_probs, pixel_probs = self.backend.run(np.stack([p for p, _, _ in chunk]))
+    def _infer(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        class_probs, pixel_probs = self.backend.run(batch)
         if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
             # never a silent wrong answer: NaN scores would compare as "not clean"
             raise ModelError(
                 f"{self.model_path}: the model produced non-finite (NaN/Inf) scores on "
                 f"{self.backend.name}; its weights or this runtime's arithmetic are broken"
             )
-        return [
-            Result.from_probs(cp, pp, self.config, shape, source)
-            for (_, shape, source), cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)
+        return class_probs, pixel_probs
+
+    def _run(self, chunk: list[_Prepared]) -> list[Result]:
+        inputs = [p.network_input for p in chunk]
+        if all(isinstance(x, np.ndarray) for x in inputs):
+            batch = np.stack(inputs)
+        else:  # some inputs were preprocessed on the GPU: batch them there
+            from .device_preprocess import stack_on_device
+
+            batch = stack_on_device(inputs, self.device)
+        class_probs, pixel_probs = self._infer(batch)
+        results = []
+        for item, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True):
+            if item.layout is not None and item.working is not None and self.tiling is not None:
+                tile_class, tile_pixel = self._run_tiles(item.working, item.layout)
+                cp = combine_scores(cp, tile_class, self.tiling.image_rule)
+                pp = blend(tile_pixel, item.layout)
+            results.append(Result.from_probs(cp, pp, self.config, item.image_size, item.source))
+        return results
+
+    def _run_tiles(self, working: Any, layout: TileLayout) -> tuple[np.ndarray, np.ndarray]:
+        """The model's outputs on every tile of ``layout``, ``batch_size`` tiles at a time."""
+        t = layout.tile
+        if isinstance(working, np.ndarray):  # HxWx3 on the host
+            crops = [working[y : y + t, x : x + t] for y, x in layout.corners]
+        else:  # 3xHxW on the GPU
+            crops = [working[:, y : y + t, x : x + t] for y, x in layout.corners]
+        outputs = [
+            self._infer(self._preprocess(crops[i : i + self.batch_size]))
+            for i in range(0, len(crops), self.batch_size)
         ]
+        return (np.concatenate([c for c, _ in outputs]), np.concatenate([p for _, p in outputs]))
 
 
 __all__ = ["Detector", "backend_for", "default_model_path", "open_backend"]

@@ -8,7 +8,13 @@ Accepted inputs (one place for every backend):
 * a numpy array ``HxW``, ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), dtype ``uint8``,
   ``uint16`` or floating point in ``[0, 1]``;
 * a torch tensor ``HxW``, ``1xHxW``, ``3xHxW`` or ``4xHxW`` (channels first, torchvision style),
-  ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here).
+  ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here);
+* any other DLPack producer (``__dlpack__``: CuPy, JAX, ...), read like a torch tensor (channels
+  first; imported with ``torch.from_dlpack``, or ``numpy.from_dlpack`` for host memory without
+  torch).
+
+Tensors on the GPU are copied to the host here; the :class:`~ipad_sdk.Detector` of a PyTorch model
+on that GPU preprocesses them there instead (:mod:`ipad_sdk.device_preprocess`).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
 three channels; 16-bit arrays and 16-bit grayscale images map to 8 bits by ``round(v / 257)``
@@ -54,7 +60,7 @@ def describe(obj: Any) -> str:
         return f"<PIL image {obj.mode} {obj.width}x{obj.height}>"
     if isinstance(obj, np.ndarray):
         return f"<numpy array shape={obj.shape} dtype={obj.dtype}>"
-    if _is_torch_tensor(obj):
+    if is_torch_tensor(obj):
         return f"<torch tensor shape={tuple(obj.shape)} dtype={obj.dtype} device={obj.device}>"
     return f"<{type(obj).__name__}>"
 
@@ -70,16 +76,18 @@ def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         return _from_pil(obj, name, max_pixels)
     if isinstance(obj, np.ndarray):
         return _from_array(obj, name, max_pixels, channels_last=True)
-    if _is_torch_tensor(obj):
+    if is_torch_tensor(obj):
         return _from_array(_tensor_to_numpy(obj, name), name, max_pixels, channels_last=False)
+    if hasattr(obj, "__dlpack__"):
+        return _from_array(_dlpack_to_numpy(obj, name), name, max_pixels, channels_last=False)
     raise InputError(
         f"{name}: unsupported input type {type(obj).__name__}; expected a path, bytes, "
-        "PIL image, numpy array or torch tensor"
+        "PIL image, numpy array, torch tensor or DLPack array"
     )
 
 
-def _is_torch_tensor(obj: Any) -> bool:
-    # Checked by name so that torch is never imported for non-torch inputs.
+def is_torch_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is a torch tensor (checked by name: torch is never imported here)."""
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
 
@@ -95,6 +103,20 @@ def _tensor_to_numpy(tensor: Any, name: str) -> np.ndarray:
         return tensor.numpy()
     except (TypeError, RuntimeError) as exc:
         raise InputError(f"{name}: unsupported tensor dtype {tensor.dtype}: {exc}") from None
+
+
+def _dlpack_to_numpy(obj: Any, name: str) -> np.ndarray:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    try:
+        if torch is not None:
+            return _tensor_to_numpy(torch.from_dlpack(obj), name)
+        return np.from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+        hint = "" if torch is not None else " (device memory needs torch: pip install torch)"
+        raise InputError(f"{name}: cannot import DLPack array: {exc}{hint}") from None
 
 
 def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:

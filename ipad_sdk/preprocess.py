@@ -16,11 +16,17 @@ from PIL import Image
 from .metadata import ModelConfig
 
 
+def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an ``HxWx3`` uint8 image to ``size`` ``(height, width)`` (bicubic, antialiased)."""
+    if rgb.shape[:2] == tuple(size):
+        return rgb
+    height, width = size
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC))
+
+
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
     """Resize an ``HxWx3`` uint8 image to ``size x size`` (bicubic, antialiased)."""
-    if rgb.shape[:2] == (size, size):
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BICUBIC))
+    return resize_to(rgb, (size, size))
 
 
 def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -28,7 +28,8 @@ class Result:
     scores: dict[str, float]
     artifact_score: float
     image_size: tuple[int, int]  # (height, width) of the input image
-    pixel_probs: np.ndarray = field(repr=False)  # [K+1, S, S] at network resolution
+    # [K+1, h, w]: at network resolution S x S, or at the working resolution when tiled
+    pixel_probs: np.ndarray = field(repr=False)
     image_threshold: float = 0.5
     pixel_threshold: float = 0.5
     source: str | None = None
@@ -44,7 +45,7 @@ class Result:
         image_size: tuple[int, int],
         source: str | None = None,
     ) -> Result:
-        """Build a result from one image's backend outputs ``[K+1]`` and ``[K+1,S,S]``."""
+        """Build a result from one image's outputs ``[K+1]`` and ``[K+1, h, w]``."""
         probs = np.asarray(class_probs, dtype=np.float64)
         scores = {name: float(p) for name, p in zip(config.classes, probs, strict=True)}
         artifact_score = float(1.0 - probs[0])

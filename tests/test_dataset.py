@@ -238,3 +238,20 @@ def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_
     monkeypatch.setattr(make_dataset, "synthesize", fake_synthesize)
     assert _build(photo_dir, out) == 0
     assert len(read_manifest(out)) == 13
+
+
+def test_splits_option_makes_the_same_items_of_those_splits_only(
+    fake_generators, photo_dir, tmp_path
+):
+    _build(photo_dir, tmp_path / "all")
+    _build(photo_dir, tmp_path / "test", "--splits", "test")
+    full = {r["id"]: r for r in read_manifest(tmp_path / "all")}
+    subset = read_manifest(tmp_path / "test")
+    assert subset and {r["split"] for r in subset} == {"test"}
+    assert [r["id"] for r in subset] == [i for i, r in full.items() if r["split"] == "test"]
+    for rec in subset:  # identical items: same seeds, same pixels
+        for key in ("image", "mask"):
+            a = (tmp_path / "all" / rec[key]).read_bytes()
+            assert (tmp_path / "test" / rec[key]).read_bytes() == a
+    with pytest.raises(SystemExit):
+        _build(photo_dir, tmp_path / "bad", "--splits", "holdout")

@@ -47,8 +47,34 @@ def test_cuda_matches_cpu(bundle, precision, atol, request, rgb_image):
         np.testing.assert_allclose(a.heatmap, b.heatmap, atol=atol)
 
 
-def test_cuda_tensor_input(tiny_bundle, rgb_image):
-    det = _detector(tiny_bundle, "cuda")
-    tensor = torch.from_numpy(rgb_image).permute(2, 0, 1).cuda()
-    a, b = det.detect(tensor), det.detect(rgb_image)
-    assert a.scores == b.scores
+@pytest.mark.parametrize("tiling", ["off", "scale=0.5"])
+def test_cuda_tensor_input_is_preprocessed_on_the_gpu(tiny_bundle, tiling, monkeypatch):
+    """CUDA tensors and CUDA DLPack arrays skip the host decoder and match the host path (the
+    device resize differs from Pillow's by at most one level)."""
+    from ipad_sdk import Detector
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cuda", precision="fp32", tiling=tiling)
+    yy, xx = np.mgrid[0:300, 0:260]
+    rgb = np.stack([xx * 4 + yy, yy * 6 + xx, (xx * yy) // 5], axis=-1) % 256
+    rgb = rgb.astype(np.uint8)  # textured but smooth: the device resize stays within 1 level
+    host = det.detect(rgb)
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1).cuda()
+
+    class DLPackOnly:
+        def __dlpack__(self, **kwargs):
+            return tensor.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return tensor.__dlpack_device__()
+
+    def no_host(*args, **kwargs):
+        raise AssertionError("a CUDA input went through the host decoder")
+
+    monkeypatch.setattr("ipad_sdk.detector.load_image", no_host)
+    for item in (tensor, DLPackOnly()):
+        res = det.detect(item)
+        assert res.image_size == host.image_size
+        np.testing.assert_allclose(list(res.scores.values()), list(host.scores.values()), atol=0.02)
+        np.testing.assert_allclose(res.pixel_probs, host.pixel_probs, atol=0.05)

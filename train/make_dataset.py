@@ -2,11 +2,13 @@
 
     python train/make_dataset.py --clean DIR --out DIR --n-per-class N --seed S
         [--n-clean N] [--size PX] [--workers W] [--flare-patterns DIR] [--hard-fraction F]
+        [--splits test,...]
 
 ``--clean procedural:N`` uses N procedural scenes instead of photos (no files needed). Every item is
 made from its own seed, so the build is deterministic whatever the worker count, and resumable: a
 rerun skips finished items (``items/<id>.json``), and refuses an output folder that holds a
-dataset built with other settings. Unreadable inputs are reported and skipped. Layout: see
+dataset built with other settings. ``--splits`` makes only the items of those splits (the same
+items, ids and seeds as in the full build: e.g. a high-resolution test set). Unreadable inputs are reported and skipped. Layout: see
 ``train/dataset.py``.
 """
 
@@ -68,6 +70,7 @@ class Settings:
     size: int | None
     hard_fraction: float
     flare_patterns: tuple[str, ...]
+    splits: tuple[str, ...] | None = None  # None: every split
 
     def identity(self) -> dict[str, Any]:
         """What defines the dataset (a rerun with the same identity resumes it)."""
@@ -77,7 +80,7 @@ class Settings:
             "size": self.size, "hard_fraction": self.hard_fraction,
             "photos": {name: _digest(path) for name, path in sorted(self.photos.items())},
             "flare_patterns": [_digest(p) for p in self.flare_patterns],
-        }  # fmt: skip
+        } | ({"splits": list(self.splits)} if self.splits else {})  # fmt: skip
 
 
 def _digest(path: str | None) -> str:
@@ -130,6 +133,8 @@ def plan_items(settings: Settings) -> list[ItemSpec]:
                 ItemSpec(f"{label}_{k:05d}", label, photo, partner, split, hard,
                          (settings.seed, label_index, k))
             )  # fmt: skip
+    if settings.splits:
+        items = [item for item in items if item.split in settings.splits]
     return items
 
 
@@ -309,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--hard-fraction", type=float, default=0.3)
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
+    parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    splits = tuple(args.splits.split(",")) if args.splits else None
+    if splits and not set(splits) <= {"train", "val", "test"}:
+        parser.error(f"--splits must name train, val or test, got {args.splits!r}")
     if args.size is not None and not 32 <= args.size <= 4096:
         parser.error("--size must be in 32..4096")
     photos, skipped = find_photos(args.clean)
@@ -330,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         clean=args.clean, out=args.out, photos=photos, n_per_class=args.n_per_class,
         n_clean=args.n_clean if args.n_clean is not None else (3 * args.n_per_class) // 2,
         seed=args.seed, size=args.size, hard_fraction=args.hard_fraction, flare_patterns=patterns,
+        splits=splits,
     )  # fmt: skip
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]

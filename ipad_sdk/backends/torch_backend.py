@@ -10,6 +10,7 @@ and the normalisation of uint8 pixels on the device. ``"auto"`` is FP16 on CUDA,
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -59,14 +60,19 @@ class TorchBackend:
         self.model = model.to(self.device).eval()
         self.input_format = "uint8" if precision == "fp16" else "float"
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``batch``: a numpy array, or a torch tensor already preprocessed on the device."""
         import torch
 
-        dtype = np.uint8 if self.input_format == "uint8" else np.float32
         with torch.inference_mode():
-            host = torch.from_numpy(np.ascontiguousarray(batch, dtype=dtype))
-            if self.device.startswith("cuda"):
-                host = host.pin_memory()
-            images = host.to(self.device, non_blocking=True)
+            if isinstance(batch, torch.Tensor):
+                dtype = torch.uint8 if self.input_format == "uint8" else torch.float32
+                images = batch.to(self.device, dtype)
+            else:
+                dtype = np.uint8 if self.input_format == "uint8" else np.float32
+                host = torch.from_numpy(np.ascontiguousarray(batch, dtype=dtype))
+                if self.device.startswith("cuda"):
+                    host = host.pin_memory()
+                images = host.to(self.device, non_blocking=True)
             class_probs, pixel_probs = self.model(images)
             return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()

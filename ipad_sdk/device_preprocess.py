@@ -1,0 +1,111 @@
+"""Preprocessing of images that are already on the model's GPU (torch CUDA tensors, DLPack), with
+no copy to the host: the device twin of :mod:`ipad_sdk.preprocess`.
+
+Inputs follow the torch-tensor conventions of :mod:`ipad_sdk.io` (``HxW`` or ``C x H x W`` with
+``C`` in 1/3/4, ``uint8`` or floating point in ``[0, 1]``; alpha dropped, gray repeated, floats
+``round(v * 255)``). Any other DLPack producer (CuPy, JAX, ...) is imported with
+``torch.from_dlpack`` and read the same way, channels first.
+
+The resize is ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)``: the same
+filter as Pillow's (a = -0.5 with antialiasing), run as Pillow runs it: horizontal pass, rounded
+and clipped to uint8, then vertical pass. Pixels then differ from the host path by at most one
+level (Pillow's fixed-point rounding). Everything after the resize is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import InputError
+from .metadata import ModelConfig
+
+
+def as_tensor(obj: Any) -> Any:
+    """``obj`` as a torch tensor: itself, or imported zero-copy from a DLPack producer."""
+    import torch
+
+    return obj if isinstance(obj, torch.Tensor) else torch.from_dlpack(obj)
+
+
+def to_rgb_uint8(tensor: Any, name: str, max_pixels: int) -> Any:
+    """Validate an image tensor and return it as ``3 x H x W`` uint8 on the same device."""
+    import torch
+
+    t = tensor.detach()
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+        raise InputError(
+            f"{name}: expected a channels-first tensor (HxW or 1, 3 or 4 x H x W), got shape "
+            f"{tuple(tensor.shape)}"
+        )
+    height, width = int(t.shape[1]), int(t.shape[2])
+    if height <= 0 or width <= 0:
+        raise InputError(f"{name}: image has zero size ({width}x{height})")
+    if height * width > max_pixels:
+        raise InputError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, above the limit of "
+            f"{max_pixels:,}; raise max_pixels if it is genuine"
+        )
+    t = t[:3]
+    if t.dtype == torch.uint8:
+        pass
+    elif t.is_floating_point():
+        if not bool(torch.isfinite(t).all()):
+            raise InputError(f"{name}: contains NaN or infinite values")
+        lo, hi = float(t.min()), float(t.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputError(
+                f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+                "(divide 8-bit data by 255, or pass it as uint8)"
+            )
+        t = torch.round(t.double() * 255.0).to(torch.uint8)
+    else:
+        raise InputError(
+            f"{name}: unsupported tensor dtype {t.dtype}; use uint8 or float in [0, 1]"
+        )
+    return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
+
+
+def resize_tensor(rgb: Any, size: tuple[int, int]) -> Any:
+    """``3 x H x W`` uint8 -> ``3 x h x w`` uint8 (bicubic, antialiased, as Pillow)."""
+    import torch
+    import torch.nn.functional as F
+
+    def one_pass(image: Any, target: tuple[int, int]) -> Any:
+        out = F.interpolate(image[None].float(), size=target, mode="bicubic", antialias=True,
+                            align_corners=False)[0]  # fmt: skip
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+
+    height, width = size
+    if rgb.shape[2] != width:  # Pillow's order: the horizontal pass first, each rounded to uint8
+        rgb = one_pass(rgb, (rgb.shape[1], width))
+    if rgb.shape[1] != height:
+        rgb = one_pass(rgb, (height, width))
+    return rgb
+
+
+def preprocess_tensors(
+    images: Sequence[Any], config: ModelConfig, input_format: str = "float"
+) -> Any:
+    """``3 x H x W`` uint8 tensors -> the ``B x 3 x S x S`` batch ``preprocess_batch`` makes,
+    on their device."""
+    import torch
+
+    size = config.image_size
+    batch = torch.stack([resize_tensor(rgb, (size, size)) for rgb in images])
+    if input_format == "uint8":
+        return batch
+    if input_format != "float":
+        raise ValueError(f"input_format must be 'float' or 'uint8', got {input_format!r}")
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=batch.device)[:, None, None]
+    std = torch.tensor(config.std, dtype=torch.float32, device=batch.device)[:, None, None]
+    return batch.float() / (std * 255.0) - mean / std
+
+
+def stack_on_device(inputs: Sequence[Any], device: str) -> Any:
+    """Network inputs (device tensors and/or host arrays) -> one batch tensor on ``device``."""
+    import torch
+
+    return torch.stack([torch.as_tensor(x).to(device, non_blocking=True) for x in inputs])
