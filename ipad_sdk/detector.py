@@ -78,11 +78,13 @@ def open_backend(
     threads: int | None = None,
     backend: str = "auto",
     precision: str = "auto",
+    compile_batch: int | None = None,
 ) -> Backend:
     """Open ``path`` on ``backend`` (``"auto"``: by file type): a ``.safetensors`` bundle runs on
     PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only), a
-    ``.plan``/``.engine`` on TensorRT; ``precision`` (``auto``/``fp32``/``fp16``) applies to
-    PyTorch (the other formats carry theirs). A missing runtime raises
+    ``.plan``/``.engine`` on TensorRT; ``precision`` (``auto``/``fp32``/``fp16``) and
+    ``compile_batch`` (``torch.compile`` for that fixed batch size) apply to PyTorch (the other
+    formats carry theirs). A missing runtime raises
     :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
     name = os.fspath(path)
     file = Path(name)
@@ -101,10 +103,12 @@ def open_backend(
         raise ValueError("providers/threads apply to .onnx models only")
     if kind != "torch" and precision != "auto":
         raise ValueError(f"precision applies to .safetensors bundles; {name} carries its own")
+    if kind != "torch" and compile_batch is not None:
+        raise ValueError(f"compile applies to .safetensors bundles; {name} is already compiled")
     if kind == "torch":
         from .backends.torch_backend import TorchBackend
 
-        return TorchBackend(name, device, precision)
+        return TorchBackend(name, device, precision, compile_batch)
     if kind == "onnxruntime":
         from .backends.onnx_backend import OnnxBackend
 
@@ -140,7 +144,9 @@ class Detector:
     ``max_pixels`` are refused as possible decompression bombs. ``tiling`` (``"off"``,
     ``"auto"``, a spec string such as ``"scale=0.5,overlap=0.25"`` or a
     :class:`~ipad_sdk.tiling.TilingSpec`) adds native-resolution tiles for the map of large photos
-    (see :mod:`ipad_sdk.tiling`).
+    (see :mod:`ipad_sdk.tiling`). ``compile=True`` (PyTorch bundles) runs the network through
+    ``torch.compile`` for the fixed ``batch_size``, with CUDA-graph capture on a GPU
+    (``mode="reduce-overhead"``); the first batch pays the compilation.
     """
 
     def __init__(
@@ -154,11 +160,13 @@ class Detector:
         backend: str = "auto",
         precision: str = "auto",
         tiling: str | TilingSpec | None = "off",
+        compile: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_path = os.fspath(model if model is not None else default_model_path())
-        self.backend = open_backend(self.model_path, device, providers, threads, backend, precision)
+        self.backend = open_backend(self.model_path, device, providers, threads, backend, precision,
+                                    compile_batch=batch_size if compile else None)  # fmt: skip
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.tiling = TilingSpec.parse(tiling)

@@ -523,3 +523,43 @@ def test_fp16_path_agrees_with_fp32(tiny_bundle, rgb_image):
         np.testing.assert_allclose(got.pixel_probs, want.pixel_probs, atol=1e-2)
     with pytest.raises(ValueError, match="precision must be"):
         _quiet_detector(tiny_bundle, device="cpu", precision="int4")
+
+
+def test_compile_runs_fixed_size_padded_chunks(tiny_bundle, batch_images, monkeypatch):
+    """``compile=True``: torch.compile (full graph, static shapes) sees only batches of exactly
+    ``batch_size``; results equal eager. Dynamo traces for real; inductor's codegen is swapped for
+    its eager backend to keep the test fast (the real one runs in tests/test_gpu.py)."""
+    real_compile, calls, shapes = torch.compile, [], set()
+
+    def eager_compile(model, **kwargs):
+        calls.append(kwargs)
+        compiled = real_compile(model, backend="eager", fullgraph=kwargs["fullgraph"],
+                                dynamic=kwargs["dynamic"])  # fmt: skip
+
+        def run(images):
+            shapes.add(tuple(images.shape))
+            return compiled(images)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eager = Detector(tiny_bundle, device="cpu", batch_size=3)
+        compiled = Detector(tiny_bundle, device="cpu", batch_size=3, compile=True)
+    assert calls == [{"mode": None, "fullgraph": True, "dynamic": False}]
+    images = batch_images[:5]  # 3 + 2: the second chunk is padded to 3
+    for a, b in zip(eager.detect_batch(images), compiled.detect_batch(images), strict=True):
+        assert a.label == b.label
+        np.testing.assert_allclose(a.pixel_probs, b.pixel_probs, atol=1e-6)
+        assert a.scores == pytest.approx(b.scores, abs=1e-6)
+    assert shapes == {(3, 3, 64, 64)}
+    class_probs, pixel_probs = compiled.backend.run(np.zeros((7, 3, 64, 64), np.float32))
+    assert class_probs.shape == (7, 4) and pixel_probs.shape == (7, 4, 64, 64)
+
+
+def test_compile_applies_to_bundles_only(tiny_bundle, tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(ValueError, match="compile"):
+        Detector(onnx, compile=True)
