@@ -275,7 +275,10 @@ class Detector:
 
         from .device_preprocess import as_tensor
 
-        tensor = as_tensor(image)
+        try:
+            tensor = as_tensor(image)
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            return None  # the host path reports what is wrong with it
         want = torch.device(self.device)
         index = torch.cuda.current_device() if want.index is None else want.index
         return tensor if tensor.is_cuda and tensor.device.index == index else None
