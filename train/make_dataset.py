@@ -8,8 +8,8 @@
 made from its own seed, so the build is deterministic whatever the worker count, and resumable: a
 rerun skips finished items (``items/<id>.json``), and refuses an output folder that holds a
 dataset built with other settings. ``--splits`` makes only the items of those splits (the same
-items, ids and seeds as in the full build: e.g. a high-resolution test set). Unreadable inputs are reported and skipped. Layout: see
-``train/dataset.py``.
+items, ids and seeds as in the full build: e.g. a high-resolution test set). Unreadable inputs are
+reported and skipped. Layout: see ``train/dataset.py``.
 """
 
 from __future__ import annotations

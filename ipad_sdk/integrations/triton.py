@@ -1,0 +1,311 @@
+"""Triton Inference Server: the serving interface, a PyTriton server and a client.
+
+Every ipad model served by Triton -- the repository written by ``export/triton_repo.py`` (model
+``<name>_detect``: a Python-backend model in front of the ONNX/TensorRT network ``<name>``) and the
+PyTriton server below -- takes encoded images and answers like ``ipad detect``:
+
+* input ``image``: ``TYPE_STRING [B, 1]``, the bytes of an encoded image (any format Pillow reads);
+* output ``result``: ``TYPE_STRING [B, 1]``, one JSON record per image (``label``,
+  ``is_artifact``, ``artifact_score``, ``scores``, ``width``, ``height``, ``mask_fraction``), or
+  ``error_type`` and ``error`` for an image that cannot be decoded;
+* output ``mask_png``: ``TYPE_STRING [B, 1]``, the mask as a 0/255 PNG (empty for a bad image).
+
+A bad image is an error record for that item only: the request and the server go on. Decoding and
+preprocessing are the SDK's own ``load_image`` + ``preprocess_batch``, results its ``Result``.
+
+Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton")::
+
+    python -m ipad_sdk.integrations.triton serve [--model M] [--http-port 8000] [--grpc-port 8001]
+        [--max-batch 8] [--instances 1] [--threads N] [--host 127.0.0.1]
+    python -m ipad_sdk.integrations.triton query PATHS... [--url 127.0.0.1:8000]
+        [--protocol http|grpc] [--out DIR] [--save-masks] [--batch-size 8]
+
+``query`` writes ``results.jsonl`` and ``masks/`` like ``ipad detect --out`` (records name the
+files; stdout without ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sysconfig
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..batch import png_bytes
+from ..errors import InputError, ModelError
+from ..io import DEFAULT_MAX_PIXELS, describe, load_image
+from ..metadata import ENGINE_FORMAT_NAME, ONNX_FORMAT_NAME, ModelConfig, read_exported_metadata
+from ..preprocess import preprocess_batch
+from ..result import Failure, Result
+
+INPUT = "image"
+OUTPUTS = ("result", "mask_png")
+DETECT_MODEL = "ipad_detect"
+#: The model's metadata beside the Python-backend model.py in a repository.
+METADATA_FILE = "ipad_model.json"
+#: How long Triton's dynamic batcher waits to fill a batch.
+MAX_QUEUE_DELAY_US = 2000
+
+Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def detect_bytes(
+    blobs: Sequence[bytes], config: ModelConfig, input_format: str, network: Network,
+    max_batch: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Result | Failure]:  # fmt: skip
+    """Results for encoded images: decoded and preprocessed by the SDK, run through ``network``
+    (``[B,3,S,S] -> (class_probs, pixel_probs)``) ``max_batch`` at a time; a bad image is a
+    :class:`Failure`, not an exception."""
+    items: list[Any] = []
+    good: list[int] = []
+    for blob in blobs:
+        try:
+            rgb = load_image(blob, max_pixels=max_pixels)
+        except InputError as exc:
+            items.append(Failure(None, exc))
+            continue
+        good.append(len(items))
+        items.append((preprocess_batch([rgb], config, input_format)[0], rgb.shape[:2]))
+    for start in range(0, len(good), max_batch):
+        chunk = good[start : start + max_batch]
+        class_probs, pixel_probs = network(np.stack([items[i][0] for i in chunk]))
+        if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
+            raise ModelError("the network produced non-finite (NaN/Inf) scores")
+        for i, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True):
+            items[i] = Result.from_probs(cp, pp, config, items[i][1])
+    return items
+
+
+def encode(items: Sequence[Result | Failure]) -> dict[str, np.ndarray]:
+    """The ``result`` and ``mask_png`` output columns (``[B, 1]`` bytes) of ``items``."""
+    records = [json.dumps(item.to_dict()).encode() for item in items]
+    masks = [
+        png_bytes(Image.fromarray(item.mask.astype(np.uint8) * 255)) if item.ok else b""
+        for item in items
+    ]
+    return {OUTPUTS[0]: bytes_column(records), OUTPUTS[1]: bytes_column(masks)}
+
+
+def bytes_column(values: Sequence[bytes]) -> np.ndarray:
+    """``[B, 1]`` object array of ``values`` (never numpy's ``S`` dtype: it drops trailing NULs)."""
+    column = np.empty((len(values), 1), dtype=object)
+    column[:, 0] = list(values)
+    return column
+
+
+def read_model_metadata(path: str | os.PathLike[str]) -> tuple[ModelConfig, str]:
+    """Config and input format from a repository's :data:`METADATA_FILE`."""
+    name = os.fspath(path)
+    try:
+        meta = json.loads(Path(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{name}: unreadable model metadata: {exc}") from None
+    kind = meta.get("format") if isinstance(meta, dict) else None
+    if kind not in (ONNX_FORMAT_NAME, ENGINE_FORMAT_NAME):
+        raise ModelError(f"{name}: not ipad model metadata (format {kind!r})")
+    config, meta = read_exported_metadata(meta, name, kind)
+    return config, meta["input_format"]
+
+
+def python_library_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with this interpreter's libpython directory first on ``LD_LIBRARY_PATH``.
+
+    Triton's Python-backend stub links ``libpython3.X`` dynamically; if the loader finds another
+    patch release (a system copy) than the standard library in use, model loading fails with
+    ``'_thread.RLock' object has no attribute '_recursion_count'``.
+    """
+    out = dict(env)
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir and any(Path(libdir).glob("libpython3*.so*")):
+        rest = env.get("LD_LIBRARY_PATH")
+        out["LD_LIBRARY_PATH"] = f"{libdir}{os.pathsep}{rest}" if rest else libdir
+    return out
+
+
+# -- PyTriton server ------------------------------------------------------------------------------
+def serve(
+    model: str | None = None, *, host: str = "127.0.0.1", http_port: int = 8000,
+    grpc_port: int = 8001, max_batch: int = 8, instances: int = 1, threads: int | None = None,
+    device: str = "auto", name: str = DETECT_MODEL,
+) -> None:  # fmt: skip
+    """Serve ``model`` (default: the embedded one) as ``name`` with PyTriton until SIGINT/SIGTERM:
+    ``instances`` Detectors, Triton's dynamic batching up to ``max_batch`` images."""
+    import tempfile
+    import warnings
+
+    from pytriton.model_config import DynamicBatcher, Tensor
+    from pytriton.model_config import ModelConfig as TritonModelConfig
+    from pytriton.triton import Triton, TritonConfig
+
+    from ..detector import Detector
+
+    os.environ.update(python_library_env(os.environ))  # the server inherits it
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
+    options = {} if threads is None else {"threads": threads}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untrained-model warning
+        detectors = [Detector(model, device=device, batch_size=max_batch, **options)
+                     for _ in range(instances)]  # fmt: skip
+    config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host,
+                          grpc_port=grpc_port, allow_metrics=False)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ipad-pytriton-") as tmp:  # removed at exit
+        with Triton(config=config, workspace=Path(tmp, "workspace")) as triton:
+            triton.bind(
+                model_name=name, infer_func=[_infer_function(d) for d in detectors],
+                inputs=[Tensor(name=INPUT, dtype=bytes, shape=(1,))],
+                outputs=[Tensor(name=n, dtype=bytes, shape=(1,)) for n in OUTPUTS],
+                config=TritonModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(
+                    max_queue_delay_microseconds=MAX_QUEUE_DELAY_US)),
+                strict=True,
+            )  # fmt: skip
+            print(f"serving {detectors[0].model_path} as {name!r}: http {host}:{http_port}, "
+                  f"grpc {host}:{grpc_port}", flush=True)  # fmt: skip
+            triton.serve()
+
+
+def _infer_function(detector: Any) -> Callable[..., dict[str, np.ndarray]]:
+    from pytriton.decorators import batch
+
+    @batch
+    def run(image: np.ndarray) -> dict[str, np.ndarray]:  # keyword: the input's name
+        blobs = [bytes(b) for b in image[:, 0]]
+        backend = detector.backend
+        return encode(detect_bytes(blobs, detector.config, backend.input_format, backend.run,
+                                   detector.batch_size, detector.max_pixels))  # fmt: skip
+
+    return run
+
+
+# -- client ---------------------------------------------------------------------------------------
+def connect(url: str, protocol: str = "http") -> tuple[Any, Any]:
+    """A tritonclient ``InferenceServerClient`` for ``url`` and its module (``http``/``grpc``)."""
+    if protocol == "http":
+        import tritonclient.http as module
+    elif protocol == "grpc":
+        import tritonclient.grpc as module
+    else:
+        raise ValueError(f"protocol must be 'http' or 'grpc', got {protocol!r}")
+    return module.InferenceServerClient(url), module
+
+
+def infer(
+    client: Any, module: Any, blobs: Sequence[bytes], model: str = DETECT_MODEL
+) -> list[tuple[dict[str, Any], bytes]]:
+    """One request with ``blobs`` (encoded images): ``(record, mask PNG)`` per image."""
+    request = module.InferInput(INPUT, [len(blobs), 1], "BYTES")
+    request.set_data_from_numpy(bytes_column(blobs))
+    outputs = [module.InferRequestedOutput(n) for n in OUTPUTS]
+    response = client.infer(model, [request], outputs=outputs)
+    records, masks = (response.as_numpy(n)[:, 0] for n in OUTPUTS)
+    return [(json.loads(r), bytes(m)) for r, m in zip(records, masks, strict=True)]
+
+
+def query(
+    files: Sequence[Path], url: str, protocol: str = "http", model: str = DETECT_MODEL,
+    batch_size: int = 8,
+) -> list[tuple[dict[str, Any], bytes]]:  # fmt: skip
+    """``(record, mask PNG)`` per file from the server, ``batch_size`` files a request; records
+    name their file like ``ipad detect``'s (``source``, and in place of ``<N bytes>`` in errors)."""
+    client, module = connect(url, protocol)
+    out: list[tuple[dict[str, Any], bytes]] = []
+    try:
+        for start in range(0, len(files), batch_size):
+            chunk = [Path(f) for f in files[start : start + batch_size]]
+            read = [_read(path) for path in chunk]
+            blobs = [item for item in read if isinstance(item, bytes)]
+            answers = iter(infer(client, module, blobs, model) if blobs else [])
+            for path, item in zip(chunk, read, strict=True):
+                if isinstance(item, Failure):
+                    out.append((item.to_dict(), b""))
+                    continue
+                record, mask = next(answers)
+                record["source"] = str(path)
+                if "error" in record:
+                    record["error"] = record["error"].replace(describe(item), str(path), 1)
+                out.append((record, mask))
+    finally:
+        client.close()
+    return out
+
+
+def _read(path: Path) -> bytes | Failure:
+    """The file's bytes, or the SDK's own error for a missing, unreadable or empty file."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        blob = b""
+    if not blob:
+        try:
+            load_image(path)  # raises the message ``ipad detect`` gives, naming the file
+        except InputError as exc:
+            return Failure(str(path), exc)
+    return blob
+
+
+def _write_query_outputs(
+    answers: Sequence[tuple[dict[str, Any], bytes]], files: Sequence[Path], out: Path | None,
+    save_masks: bool,
+) -> None:  # fmt: skip
+    from ..batch import output_keys
+    from ..fileio import atomic_write_bytes
+
+    lines = []
+    for (record, mask), key in zip(answers, output_keys(files), strict=True):
+        if out is not None and save_masks and mask:
+            atomic_write_bytes(out / "masks" / f"{key}.png", mask)
+            record["mask"] = f"masks/{key}.png"
+        lines.append(json.dumps(record) + "\n")
+    if out is None:
+        print("".join(lines), end="")
+    else:
+        atomic_write_bytes(out / "results.jsonl", "".join(lines).encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..batch import discover
+
+    parser = argparse.ArgumentParser(description="ipad on Triton Inference Server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    srv = sub.add_parser("serve", help="serve a model with PyTriton (until SIGINT/SIGTERM)")
+    srv.add_argument("--model", help="model file (default: the embedded default model)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--http-port", type=int, default=8000)
+    srv.add_argument("--grpc-port", type=int, default=8001)
+    srv.add_argument("--max-batch", type=int, default=8)
+    srv.add_argument("--instances", type=int, default=1, help="model instances (Detectors)")
+    srv.add_argument("--threads", type=int, help="ONNX Runtime threads per instance")
+    srv.add_argument("--device", default="auto")
+    srv.add_argument("--name", default=DETECT_MODEL, help="model name clients ask for")
+    qry = sub.add_parser("query", help="detect on files through a running server")
+    qry.add_argument("paths", nargs="+")
+    qry.add_argument("--url", default="127.0.0.1:8000", help="host:port (HTTP or gRPC port)")
+    qry.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    qry.add_argument("--model", default=DETECT_MODEL)
+    qry.add_argument("--batch-size", type=int, default=8)
+    qry.add_argument("--out", type=Path, help="write results.jsonl (and masks/) here")
+    qry.add_argument("--save-masks", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.max_batch < 1 or args.instances < 1:
+            parser.error("--max-batch and --instances must be >= 1")
+        serve(args.model, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
+              max_batch=args.max_batch, instances=args.instances, threads=args.threads,
+              device=args.device, name=args.name)  # fmt: skip
+        return 0
+    files = discover(args.paths)
+    answers = query(files, args.url, args.protocol, args.model, args.batch_size)
+    _write_query_outputs(answers, files, args.out, args.save_masks)
+    return 1 if any("error" in record for record, _ in answers) else 0
+
+
+__all__ = ["DETECT_MODEL", "INPUT", "OUTPUTS", "detect_bytes", "encode", "infer", "query", "serve"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
