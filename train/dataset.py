@@ -114,10 +114,15 @@ class IpadDataset:
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rec = self.records[index]
+    def _decode(self, rec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The item's RGB image and boolean mask, as stored."""
         image = np.asarray(Image.open(self.root / rec["image"]).convert("RGB"))
         mask = np.asarray(Image.open(self.root / rec["mask"]).convert("L")) > 127
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rec = self.records[index]
+        image, mask = self._decode(rec)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask = self.augment(image, mask, rng)

@@ -87,6 +87,7 @@ class TrainConfig:
     #: thresholds at clean false-positive rates on val, e.g. {"image_fpr": 0.05, "pixel_fpr": 0.01}
     calibrate: dict[str, float] | None = None
     max_steps_per_epoch: int | None = None
+    stage_test: bool = True  # test metrics of every non-final stage (stage_test_metrics.json)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     workers: int = 0
@@ -321,11 +322,16 @@ class Trainer:
         torch.save(payload, tmp)
         tmp.replace(self.out / "checkpoint.pt")
 
+    def active_stages(self) -> list[str]:
+        """The configured stages that train something (stage II needs learnable prompts); the last
+        is the one the run ends with."""
+        return [s for s in self.cfg.stages if s != "stage2" or self.stage_parameters("stage2")]
+
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train every configured stage; returns the best final-stage validation metrics."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=1))
-        stages = [s for s in self.cfg.stages if s != "stage2" or self.stage_parameters("stage2")]
+        stages = self.active_stages()
         final = stages[-1]
         best: dict[str, Any] = {"score": -1.0}
         start_stage, start_epoch, opt_state, sched_state = 0, 0, None, None
@@ -362,7 +368,7 @@ class Trainer:
                     best = {"score": val["score"], "stage": stage, "epoch": epoch, "val": val}
                     torch.save(self._trainable_state(), self.out / "best.pt")
                 self._save_checkpoint(stage, epoch, optimizer, scheduler, best)
-            if stage != final and self.cfg.epochs[stage] > 0:
+            if self.cfg.stage_test and stage != final and self.cfg.epochs[stage] > 0:
                 # what this stage alone achieved (its last epoch), for ablation tables; the
                 # test split never selects anything
                 self._record_stage_test(stage)
