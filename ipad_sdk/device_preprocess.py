@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import InputError
+from .io import check_size, check_unit_range
 from .metadata import ModelConfig
 
 
@@ -40,26 +41,14 @@ def to_rgb_uint8(tensor: Any, name: str, max_pixels: int) -> Any:
             f"{name}: expected a channels-first tensor (HxW or 1, 3 or 4 x H x W), got shape "
             f"{tuple(tensor.shape)}"
         )
-    height, width = int(t.shape[1]), int(t.shape[2])
-    if height <= 0 or width <= 0:
-        raise InputError(f"{name}: image has zero size ({width}x{height})")
-    if height * width > max_pixels:
-        raise InputError(
-            f"{name}: image is {width}x{height} = {width * height:,} pixels, above the limit of "
-            f"{max_pixels:,}; raise max_pixels if it is genuine"
-        )
+    check_size(int(t.shape[2]), int(t.shape[1]), name, max_pixels)
     t = t[:3]
     if t.dtype == torch.uint8:
         pass
     elif t.is_floating_point():
         if not bool(torch.isfinite(t).all()):
             raise InputError(f"{name}: contains NaN or infinite values")
-        lo, hi = float(t.min()), float(t.max())
-        if lo < 0.0 or hi > 1.0:
-            raise InputError(
-                f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
-                "(divide 8-bit data by 255, or pass it as uint8)"
-            )
+        check_unit_range(float(t.min()), float(t.max()), name)
         t = torch.round(t.double() * 255.0).to(torch.uint8)
     else:
         raise InputError(

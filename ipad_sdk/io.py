@@ -119,13 +119,23 @@ def _dlpack_to_numpy(obj: Any, name: str) -> np.ndarray:
         raise InputError(f"{name}: cannot import DLPack array: {exc}{hint}") from None
 
 
-def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
+    """Refuse a zero-size image or one above ``max_pixels``, naming ``name``."""
     if width <= 0 or height <= 0:
         raise InputError(f"{name}: image has zero size ({width}x{height})")
     if width * height > max_pixels:
         raise InputError(
             f"{name}: image is {width}x{height} = {width * height:,} pixels, above the limit of "
             f"{max_pixels:,} (possible decompression bomb); raise max_pixels if it is genuine"
+        )
+
+
+def check_unit_range(lo: float, hi: float, name: str) -> None:
+    """Refuse float pixels outside ``[0, 1]`` (``lo``/``hi``: their extremes), naming ``name``."""
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(
+            f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+            "(divide 8-bit data by 255, or pass it as uint8)"
         )
 
 
@@ -169,7 +179,7 @@ def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise InputError(f"{name}: not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: cannot read image header: {exc}") from None
-    _check_size(img.width, img.height, name, max_pixels)
+    check_size(img.width, img.height, name, max_pixels)
     if img.format == "JPEG" and img.width * img.height > JPEG_MAX_PIXELS_PER_BYTE * len(data):
         raise InputError(
             f"{name}: truncated or corrupt JPEG: it declares {img.width}x{img.height} pixels but "
@@ -195,7 +205,7 @@ def _decode(img: Image.Image, name: str) -> None:
 
 
 def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
-    _check_size(img.width, img.height, name, max_pixels)
+    check_size(img.width, img.height, name, max_pixels)
     _decode(img, name)
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         array = np.asarray(img)
@@ -234,7 +244,7 @@ def _from_array(array: np.ndarray, name: str, max_pixels: int, channels_last: bo
             f"{tuple(array.shape)}{hint}"
         )
     height, width = array.shape[:2]
-    _check_size(width, height, name, max_pixels)
+    check_size(width, height, name, max_pixels)
     if not array.dtype.isnative:  # e.g. big-endian '>u2' from PGM/FITS buffers
         array = array.astype(array.dtype.newbyteorder("="))
     array = array[:, :, :3] if array.shape[2] == 4 else array
@@ -245,12 +255,7 @@ def _from_array(array: np.ndarray, name: str, max_pixels: int, channels_last: bo
     elif np.issubdtype(dtype, np.floating):
         if not np.isfinite(array).all():
             raise InputError(f"{name}: contains NaN or infinite values")
-        lo, hi = float(array.min()), float(array.max())
-        if lo < 0.0 or hi > 1.0:
-            raise InputError(
-                f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
-                "(divide 8-bit data by 255, or pass it as uint8)"
-            )
+        check_unit_range(float(array.min()), float(array.max()), name)
         array = np.round(array.astype(np.float64) * 255.0)
     else:
         raise InputError(f"{name}: unsupported dtype {dtype}; use uint8, uint16 or float in [0, 1]")

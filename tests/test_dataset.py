@@ -31,6 +31,22 @@ def fake_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=
     return Sample(image, clean, visible_mask(clean, image), label, {"square": [y, x, side]})
 
 
+def build_fake_dataset(
+    out: Path, n_per_class: int, n_clean: int, synthesize=fake_synthesize
+) -> Path:
+    """A 64 px dataset of 6 procedural scenes made with a stand-in generator (for module-scoped
+    fixtures of the training and benchmark tests)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(make_dataset, "synthesize", synthesize)
+    try:
+        argv = ["--clean", "procedural:6", "--out", str(out), "--n-per-class", str(n_per_class),
+                "--n-clean", str(n_clean), "--size", "64", "--seed", "0", "--quiet"]  # fmt: skip
+        assert make_dataset.main(argv) == 0
+    finally:
+        patch.undo()
+    return out
+
+
 @pytest.fixture
 def fake_generators(monkeypatch):
     monkeypatch.setattr(make_dataset, "synthesize", fake_synthesize)

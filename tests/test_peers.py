@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-import train.make_dataset as make_dataset
 from benchmarks.peer_methods.data import family, stratified
 from benchmarks.peer_methods.models import (
     FreqNet,
@@ -33,7 +32,7 @@ from benchmarks.peer_methods.runs import (
 )
 from ipad_sdk.detector import default_model_path
 from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, load_bundle
-from tests.test_dataset import fake_synthesize
+from tests.test_dataset import build_fake_dataset, fake_synthesize
 from train.losses import ipad_loss
 from train.train import evaluation_metrics
 
@@ -160,13 +159,7 @@ def _routed_synthesize(label, clean, rng, hard=False, partner=None, flare_patter
 @pytest.fixture(scope="module")
 def routed_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("peers") / "ds"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(make_dataset, "synthesize", _routed_synthesize)
-    argv = ["--clean", "procedural:6", "--out", str(out), "--n-per-class", "8", "--n-clean", "8",
-            "--size", "64", "--seed", "0", "--quiet"]  # fmt: skip
-    assert make_dataset.main(argv) == 0
-    mp.undo()
-    return out
+    return build_fake_dataset(out, n_per_class=8, n_clean=8, synthesize=_routed_synthesize)
 
 
 @pytest.mark.parametrize(("table", "method"), [("table1", "ipad_full"), ("table4", "unet"),

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import train.make_dataset as make_dataset
 from ipad_sdk import Detector
 from ipad_sdk.model import TINY_BACKBONE
-from tests.test_dataset import fake_synthesize
+from tests.test_dataset import build_fake_dataset
 from train.dataset import read_manifest
 from train.losses import dice_loss, focal_loss, ipad_loss, pixel_targets
 from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics, lr_factor
@@ -21,14 +20,7 @@ from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics, lr_
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "ds"
-    mp = pytest.MonkeyPatch()
-    mp.setattr(make_dataset, "synthesize", fake_synthesize)
-    argv = ["--clean", "procedural:6", "--out", str(out), "--n-per-class", "6", "--n-clean", "8",
-            "--size", "64", "--seed", "0", "--quiet"]  # fmt: skip
-    assert make_dataset.main(argv) == 0
-    mp.undo()
-    return out
+    return build_fake_dataset(tmp_path_factory.mktemp("data") / "ds", n_per_class=6, n_clean=8)
 
 
 def _config(data, out, **changes) -> TrainConfig:

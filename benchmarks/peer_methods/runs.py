@@ -302,20 +302,8 @@ def default_backbone(image_size: int) -> IpadClip:
 def patch_features(model: IpadClip, images: torch.Tensor) -> torch.Tensor:
     """Layer-normalised patch tokens ``[B,G,N,W]`` of the ViT blocks ``config.feature_layers``
     (after the model's adapters, as :meth:`IpadClip.encode` takes them)."""
-    visual = model.visual
-    batch_first = getattr(visual.transformer, "batch_first", True)
-    x = visual._embeds(images)
-    if not batch_first:
-        x = x.transpose(0, 1)
-    taken = []
-    for index, block in enumerate(visual.transformer.resblocks):
-        x = block(x)
-        if index < len(model.adapters):
-            x = model.adapters[index](x)
-        if index + 1 in model.config.feature_layers:
-            tokens = (x if batch_first else x.transpose(0, 1))[:, 1:]
-            taken.append(F.layer_norm(tokens, tokens.shape[-1:]))
-    return torch.stack(taken, dim=1)
+    _, taken = model.block_features(images)
+    return torch.stack([F.layer_norm(t[:, 1:], t.shape[-1:]) for t in taken], dim=1)
 
 
 def train_recon(

@@ -102,6 +102,17 @@ class IpadClip(nn.Module):
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             raise ValueError(f"expected images [B,3,{size},{size}], got {tuple(images.shape)}")
         visual = self.visual
+        x, taken = self.block_features(images)
+        pooled, _ = visual._pool(x)
+        global_feature = pooled @ visual.proj
+        pairs = zip(self.projectors, taken, strict=True)
+        patches = sum(proj(visual.ln_post(feat[:, 1:])) for proj, feat in pairs)
+        return global_feature, patches
+
+    def block_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the ViT blocks, each of the first ``n_adapt`` followed by its adapter: the last
+        block's tokens and those of the ``feature_layers`` blocks, all ``[B, 1+N, W]``."""
+        visual = self.visual
         batch_first = getattr(visual.transformer, "batch_first", True)
         x = visual._embeds(images)
         if not batch_first:
@@ -114,13 +125,7 @@ class IpadClip(nn.Module):
                 x = self.adapters[index](x)
             if index + 1 in layers:
                 taken.append(x if batch_first else x.transpose(0, 1))
-        if not batch_first:
-            x = x.transpose(0, 1)
-        pooled, _ = visual._pool(x)
-        global_feature = pooled @ visual.proj
-        pairs = zip(self.projectors, taken, strict=True)
-        patches = sum(proj(visual.ln_post(feat[:, 1:])) for proj, feat in pairs)
-        return global_feature, patches
+        return (x if batch_first else x.transpose(0, 1)), taken
 
     def to_grid(self, per_patch: torch.Tensor) -> torch.Tensor:
         """``[B, N, C]`` per-patch values -> ``[B, C, g, g]``."""
