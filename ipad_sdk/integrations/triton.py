@@ -16,7 +16,7 @@ preprocessing are the SDK's own ``load_image`` + ``preprocess_batch``, results i
 Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton")::
 
     python -m ipad_sdk.integrations.triton serve [--model M] [--http-port 8000] [--grpc-port 8001]
-        [--max-batch 8] [--instances 1] [--threads N] [--host 127.0.0.1]
+        [--max-batch 8] [--instances 1] [--threads N] [--host 127.0.0.1] [--tiling off]
     python -m ipad_sdk.integrations.triton query PATHS... [--url 127.0.0.1:8000]
         [--protocol http|grpc] [--out DIR] [--save-masks] [--batch-size 8]
 
@@ -133,10 +133,11 @@ def python_library_env(env: Mapping[str, str]) -> dict[str, str]:
 def serve(
     model: str | None = None, *, host: str = "127.0.0.1", http_port: int = 8000,
     grpc_port: int = 8001, max_batch: int = 8, instances: int = 1, threads: int | None = None,
-    device: str = "auto", name: str = DETECT_MODEL,
+    device: str = "auto", name: str = DETECT_MODEL, tiling: str = "off",
 ) -> None:  # fmt: skip
     """Serve ``model`` (default: the embedded one) as ``name`` with PyTriton until SIGINT/SIGTERM:
-    ``instances`` Detectors, Triton's dynamic batching up to ``max_batch`` images."""
+    ``instances`` Detectors (with ``tiling``), Triton's dynamic batching up to ``max_batch``
+    images."""
     import tempfile
     import warnings
 
@@ -151,7 +152,7 @@ def serve(
     options = {} if threads is None else {"threads": threads}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the untrained-model warning
-        detectors = [Detector(model, device=device, batch_size=max_batch, **options)
+        detectors = [Detector(model, device=device, batch_size=max_batch, tiling=tiling, **options)
                      for _ in range(instances)]  # fmt: skip
     config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host,
                           grpc_port=grpc_port, allow_metrics=False)  # fmt: skip
@@ -176,9 +177,7 @@ def _infer_function(detector: Any) -> Callable[..., dict[str, np.ndarray]]:
     @batch
     def run(image: np.ndarray) -> dict[str, np.ndarray]:  # keyword: the input's name
         blobs = [bytes(b) for b in image[:, 0]]
-        backend = detector.backend
-        return encode(detect_bytes(blobs, detector.config, backend.input_format, backend.run,
-                                   detector.batch_size, detector.max_pixels))  # fmt: skip
+        return encode(list(detector.stream(blobs, workers=1)))  # the Detector's own path
 
     return run
 
@@ -283,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--threads", type=int, help="ONNX Runtime threads per instance")
     srv.add_argument("--device", default="auto")
     srv.add_argument("--name", default=DETECT_MODEL, help="model name clients ask for")
+    srv.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     qry = sub.add_parser("query", help="detect on files through a running server")
     qry.add_argument("paths", nargs="+")
     qry.add_argument("--url", default="127.0.0.1:8000", help="host:port (HTTP or gRPC port)")
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--max-batch and --instances must be >= 1")
         serve(args.model, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
               max_batch=args.max_batch, instances=args.instances, threads=args.threads,
-              device=args.device, name=args.name)  # fmt: skip
+              device=args.device, name=args.name, tiling=args.tiling)  # fmt: skip
         return 0
     files = discover(args.paths)
     answers = query(files, args.url, args.protocol, args.model, args.batch_size)
