@@ -108,3 +108,17 @@ def test_detect_batch_on_bytes_names_the_file(tiny_bundle, folder):
     assert all(out["mask_png"][i].startswith(b"\x89PNG") for i in ok)
     with pytest.raises(ValueError, match="column"):
         DetectBatch(str(tiny_bundle), device="cpu")({"x": np.array([1])})
+
+
+def test_detect_batch_tiling_is_the_detectors(tiny_bundle):
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (300, 260, 3), dtype=np.uint8) for _ in range(2)]
+    out = DetectBatch(str(tiny_bundle), device="cpu", tiling="scale=0.5")({"image": images})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tiled = Detector(tiny_bundle, device="cpu", tiling="scale=0.5")
+        plain = Detector(tiny_bundle, device="cpu")
+    for i, image in enumerate(images):
+        want = tiled.detect(image)
+        assert out["artifact_score"][i] == pytest.approx(want.artifact_score, abs=1e-6)
+        assert out["artifact_score"][i] != pytest.approx(plain.detect(image).artifact_score)

@@ -123,16 +123,17 @@ def _png(mask: np.ndarray) -> bytes:
 
 def detect_files(
     files: Sequence[Path], model: str | None = None, actors: int = 2, batch_size: int = 8,
-    masks: bool = False, device: str = "auto", cpus_per_actor: float = 0.5,
+    masks: bool = False, device: str = "auto", cpus_per_actor: float = 0.5, tiling: str = "off",
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows for ``files`` in input order, detected by ``actors`` Ray actors (Ray must be up)."""
+    """Rows for ``files`` in input order, detected by ``actors`` Ray actors (Ray must be up),
+    each a Detector with ``tiling``."""
     ray = _import_ray()
     items = [{"index": i, "path": str(f)} for i, f in enumerate(files)]
     # one block per batch, so that every actor gets work (a few large blocks would not spread)
     ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size)))
     rows = ds.map_batches(
         DetectBatch, fn_constructor_kwargs={"model": model, "device": device, "masks": masks,
-                                            "batch_size": batch_size},
+                                            "batch_size": batch_size, "tiling": tiling},
         batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cpus_per_actor,
     ).take_all()  # fmt: skip
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     parser.add_argument("--save-masks", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     args = parser.parse_args(argv)
     ray = _import_ray()
     files = discover(args.paths)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
              include_dashboard=False, log_to_driver=False)  # fmt: skip
     try:
         rows = detect_files(files, args.model, args.actors, args.batch_size, args.save_masks,
-                            args.device)  # fmt: skip
+                            args.device, tiling=args.tiling)  # fmt: skip
     finally:
         ray.shutdown()
     classes = [c[len("score_") :] for c in rows[0] if c.startswith("score_")] if rows else []
