@@ -9,7 +9,8 @@ the same bundle (``--onnx DIR`` holds ``<stem>.onnx``, ``.fp16.onnx``, ``.int8.o
 export/export_onnx.py, whichever exist) and is reported as a ratio to that baseline. Timing covers
 ``backend.run`` on a preprocessed batch (inference only, full-resolution probability maps
 included). Backends are measured round-robin after a warm-up, so slow phases of a noisy machine
-hit all of them alike; medians are reported, with p95 per-batch latency. Writes
+hit all of them alike; medians are reported, with p95 per-batch latency; peak memory at the
+largest batch is measured per backend in a fresh process. Writes
 ``throughput_<name>.json`` and ``.md``.
 
 ``--e2e FOLDER`` adds the end-to-end figure for every backend at the largest batch: JPEG/PNG
@@ -98,6 +99,52 @@ def measure(
     return rows
 
 
+def _status_kib(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        line = next(x for x in fh if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def _peak_rss_growth_mib(path: str, device: str, threads: int, batch: int) -> float:
+    """In a fresh process: the resident-set peak while opening the model and running a warm-up
+    and one batch, above the resident set just before (Linux: the peak is reset through
+    ``/proc/self/clear_refs`` so that the imports' own peak does not count)."""
+    import torch
+
+    from ipad_sdk.detector import open_backend
+
+    torch.set_num_threads(threads)
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")  # reset VmHWM to the current VmRSS
+    before = _status_kib("VmRSS")
+    options = {"precision": "fp32"} if path.endswith(".safetensors") else {"threads": threads}
+    backend = open_backend(path, device, **options)
+    size = backend.config.image_size
+    rgbs = list(np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), np.uint8))
+    inputs = preprocess_batch(rgbs, backend.config, backend.input_format)
+    for _ in range(2):
+        backend.run(inputs)
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def measure_memory(
+    files: dict[str, Path], batch: int, device: str, threads: int
+) -> dict[str, float]:
+    """label -> peak RSS growth (MiB) of opening the model and running ``batch`` images, each
+    backend in its own fresh process (one process cannot separate them)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    out = {}
+    for label, path in files.items():
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            out[label] = pool.submit(_peak_rss_growth_mib, str(path), device, threads,
+                                     batch).result()  # fmt: skip
+    return out
+
+
 def measure_e2e(
     model_paths: dict[str, Path], photos: list[Path], batch: int, device: str, threads: int
 ) -> list[dict[str, Any]]:
@@ -144,6 +191,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {r['backend']} | {r['batch']} | {r['images_per_s']:.1f} | "
                      f"{r['latency_ms_p50']:.1f} | {r['latency_ms_p95']:.1f} | "
                      f"{r['speedup_vs_baseline']:.2f}x |")  # fmt: skip
+    if report.get("peak_rss_mib"):
+        lines += ["", f"Peak memory at batch {report['memory_batch']}: the resident set's peak "
+                  "while opening the model and running a warm-up and one batch, above the resident "
+                  "set just before, each backend in its own fresh process (Linux `VmHWM`, reset "
+                  "through `/proc/self/clear_refs`).", "",
+                  "| backend | peak RSS growth MiB |", "|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {v:.0f} |" for k, v in report["peak_rss_mib"].items()]
     if report.get("e2e"):
         inference = {(r["backend"], r["batch"]): r["images_per_s"] for r in report["rows"]}
         lines += [
@@ -179,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = _backends(files, args.device, args.threads)
     config = next(iter(backends.values())).config
     rows = measure(backends, args.batch, args.repeats)
+    memory = measure_memory(files, max(args.batch), args.device, args.threads)
     e2e = []
     if args.e2e is not None:
         from ipad_sdk.batch import discover
@@ -191,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads, "repeats": args.repeats,
         "gflops_per_image": ipad_flops(config)["total"] / 1e9, "rows": rows,
         "e2e": e2e, "e2e_folder": str(args.e2e) if args.e2e else None,
+        "memory_batch": max(args.batch), "peak_rss_mib": memory,
     }  # fmt: skip
     name = args.name or args.model.stem
     args.out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,12 @@ def test_report_rows_and_ratios(tiny_bundle, tmp_path):
     for row in rows:
         assert row["images_per_s"] == pytest.approx(row["batch"] / row["latency_ms_p50"] * 1e3)
         assert row["latency_ms_p95"] >= row["latency_ms_p50"] > 0
+    memory = report["peak_rss_mib"]
+    assert report["memory_batch"] == 3
+    assert list(memory) == ["pytorch eager fp32", "onnxruntime fp32"]
+    # the tiny model's weights are ~1 MiB; opening it and running 3 images grows RSS by more
+    # than nothing and far less than a GiB
+    assert all(0 < v < 1024 for v in memory.values())
     assert rows[0]["speedup_vs_baseline"] == 1.0
     assert rows[1]["speedup_vs_baseline"] == pytest.approx(
         rows[1]["images_per_s"] / rows[0]["images_per_s"]
