@@ -344,9 +344,9 @@ class Detector:
         class_probs, pixel_probs = self._infer(batch)
         results = []
         for item, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True):
-            if item.layout is not None and item.working is not None and self.tiling is not None:
+            if item.layout is not None:  # tiled: then working and self.tiling are set too
                 tile_class, tile_pixel = self._run_tiles(item.working, item.layout)
-                cp = combine_scores(cp, tile_class, self.tiling.image_rule)
+                cp = combine_scores(cp, tile_class, self.tiling.image_rule)  # type: ignore[union-attr]
                 pp = blend(tile_pixel, item.layout)
             results.append(Result.from_probs(cp, pp, self.config, item.image_size, item.source))
         return results

@@ -43,14 +43,12 @@ def to_rgb_uint8(tensor: Any, name: str, max_pixels: int) -> Any:
         )
     check_size(int(t.shape[2]), int(t.shape[1]), name, max_pixels)
     t = t[:3]
-    if t.dtype == torch.uint8:
-        pass
-    elif t.is_floating_point():
+    if t.is_floating_point():
         if not bool(torch.isfinite(t).all()):
             raise InputError(f"{name}: contains NaN or infinite values")
         check_unit_range(float(t.min()), float(t.max()), name)
         t = torch.round(t.double() * 255.0).to(torch.uint8)
-    else:
+    elif t.dtype != torch.uint8:
         raise InputError(
             f"{name}: unsupported tensor dtype {t.dtype}; use uint8 or float in [0, 1]"
         )
