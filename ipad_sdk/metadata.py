@@ -131,6 +131,8 @@ class ModelConfig:
         for key in ("layers", "width", "patch_size"):
             if not isinstance(vc.get(key), int) or vc[key] <= 0:
                 fail(f"clip_config.vision_cfg.{key} must be a positive int, got {vc.get(key)!r}")
+        if self.clip_config.get("stem", "patch") not in ("patch", "conv"):
+            fail(f"clip_config.stem must be 'patch' or 'conv', got {self.clip_config['stem']!r}")
         if self.image_size <= 0 or self.image_size % self.patch_size:
             fail(f"image_size {self.image_size} is not a multiple of patch size {self.patch_size}")
         if vc.get("image_size") not in (None, self.image_size):

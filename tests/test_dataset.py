@@ -271,3 +271,67 @@ def test_splits_option_makes_the_same_items_of_those_splits_only(
             assert (tmp_path / "test" / rec[key]).read_bytes() == a
     with pytest.raises(SystemExit):
         _build(photo_dir, tmp_path / "bad", "--splits", "holdout")
+
+
+def test_several_clean_folders_are_pooled_and_names_must_not_repeat(
+    fake_generators, photo_dir, tmp_path
+):
+    second = tmp_path / "more"
+    second.mkdir()
+    for i in range(2):
+        scene = procedural_scene(40, 56, np.random.default_rng(10 + i))
+        Image.fromarray(scene).save(second / f"extra{i}.png")
+    out = tmp_path / "ds"
+    assert _build(photo_dir, out, "--clean", str(second)) == 0
+    photos = {r["source_photo"] for r in read_manifest(out)}
+    assert {"extra0.png", "extra1.png"} & photos and {"photo0.png"} & photos
+    identity = json.loads((out / "dataset.json").read_text())
+    assert len(identity["photos"]) == 7
+    sources = (out / "SOURCES.md").read_text()
+    assert "test photos" in sources and "no SOURCES.md found beside" in sources
+    with pytest.raises(SystemExit, match="names seen before"):
+        _build(photo_dir, tmp_path / "dup", "--clean", str(photo_dir))
+
+
+def test_hard_negatives_are_clean_references_of_screens_and_fusions(photo_dir, tmp_path):
+    calls = []
+
+    def reference_differs(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+        calls.append(label)
+        sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
+        reference = clean.copy()
+        reference[:4] = 7  # a reference that is not the plain photo, to see which one is kept
+        return Sample(sample.image, reference, sample.mask, label, {"fake": True})
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(make_dataset, "synthesize", reference_differs)
+    try:
+        out = tmp_path / "ds"
+        assert _build(photo_dir, out, "--n-clean", "12", "--hard-negatives", "0.5") == 0
+    finally:
+        patch.undo()
+    clean = [r for r in read_manifest(out) if r["label"] == "clean"]
+    hard = [r for r in clean if r["hard"]]
+    assert 0 < len(hard) < len(clean)
+    for rec in hard:
+        assert rec["params"]["synthesis"]["hard_negative_of"] in make_dataset.HARD_NEGATIVE_SOURCES
+        assert rec["mask_fraction"] == 0.0
+        image = np.asarray(Image.open(out / rec["image"]).convert("L"), np.float32)
+        assert abs(image[:4].mean() - 7) < abs(image[4:].mean() - 7)  # the reference was kept
+    for rec in clean:
+        if not rec["hard"]:
+            assert rec["params"]["synthesis"] == {}
+    # one synthesis per artifact item and per hard negative, none for plain clean items
+    assert len(calls) == 3 * 3 + len(hard)
+
+
+def test_hard_negatives_off_leaves_the_item_plan_unchanged(photo_dir):
+    photos = {p.name: str(p) for p in sorted(photo_dir.glob("*.png"))}
+    base = dict(clean=(str(photo_dir),), out="x", photos=photos, n_per_class=3, n_clean=6,
+                seed=1, size=None, hard_fraction=0.3, flare_patterns=())  # fmt: skip
+    plain = make_dataset.plan_items(make_dataset.Settings(**base))
+    assert all(not s.hard for s in plain if s.label == "clean")
+    with_negatives = make_dataset.plan_items(make_dataset.Settings(**base, hard_negatives=0.5))
+    artifacts = [s for s in plain if s.label != "clean"]
+    assert artifacts == [s for s in with_negatives if s.label != "clean"]
+    assert "hard_negatives" not in make_dataset.Settings(**base).identity()

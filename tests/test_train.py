@@ -249,14 +249,32 @@ def test_threshold_at_fpr_hand_cases():
     from train.calibrate import threshold_at_fpr
 
     negatives = np.arange(1, 11) / 10.5  # 10 distinct values below 1
-    t = threshold_at_fpr(negatives, 0.2)
-    assert (negatives >= t).sum() == 2 and t > negatives[7]
-    assert (negatives >= threshold_at_fpr(negatives, 0.0)).sum() == 0
-    assert threshold_at_fpr(negatives, 1.0) == pytest.approx(negatives.min())
+    t = threshold_at_fpr(negatives, 0.2)  # two may pass: midway between the 8th and 9th value
+    assert t == pytest.approx(8.5 / 10.5) and (negatives >= t).sum() == 2
+    t0 = threshold_at_fpr(negatives, 0.0)  # none may pass: midway between the top value and 1
+    assert t0 == pytest.approx((10 / 10.5 + 1) / 2) and (negatives >= t0).sum() == 0
+    assert threshold_at_fpr(negatives, 1.0) == pytest.approx(negatives.min() / 2)
     ties = np.full(10, 0.5)
-    assert (ties >= threshold_at_fpr(ties, 0.3)).sum() == 0  # ties cannot be split: none pass
+    assert threshold_at_fpr(ties, 0.3) == pytest.approx(0.75)  # ties cannot be split: none pass
+    assert threshold_at_fpr(np.array([0.2, 1.0, 1.0]), 0.0) == 1.0  # nothing above 1 exists
     with pytest.raises(ValueError, match="fpr"):
         threshold_at_fpr(negatives, 1.5)
+
+
+def test_threshold_at_fpr_is_robust_to_rescoring_noise():
+    """The fresh-clone failure of issue 20: a clean score recomputed 3e-8 higher (another batch
+    composition) crossed a threshold placed one ulp above it. Midway thresholds keep every score
+    on its side under any perturbation smaller than half the gap."""
+    from train.calibrate import threshold_at_fpr
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.3, 0.9, 200).astype(np.float32)
+    for fpr in (0.0, 0.01, 0.05, 0.2):
+        t = threshold_at_fpr(scores, fpr)
+        flagged = scores >= t
+        assert flagged.mean() <= fpr
+        for eps in (-1e-6, 1e-6):
+            assert np.array_equal((scores + np.float32(eps)) >= t, flagged)
 
 
 def test_calibrated_bundle_flags_at_most_the_chosen_share_of_clean_images(tiny_data, tmp_path):
@@ -279,3 +297,51 @@ def test_calibrated_bundle_flags_at_most_the_chosen_share_of_clean_images(tiny_d
              if r["split"] == "val" and r["label"] == "clean"]  # fmt: skip
     flagged = [res.label != "clean" for res in det.detect_batch(clean)]
     assert np.mean(flagged) == pytest.approx(report["clean_images_flagged"])
+
+
+def test_free_anchors_skip_stage2_and_become_the_bundles_anchors(tiny_data, tmp_path):
+    """From scratch (conv stem, free anchors): stage II is skipped, stage III starts from the
+    stage-I heads' class directions and learns the anchors, and the bundle holds exactly them."""
+    cfg = _config(tiny_data, tmp_path, stem="conv", anchors="free", train_backbone=True,
+                  weight_decay=0.1)  # fmt: skip
+    trainer = Trainer(cfg)
+    assert trainer.active_stages() == ["stage1", "stage3"]
+    assert trainer.stage_parameters("stage2") == []
+    assert any(p is trainer.free_anchors for p in trainer.stage_parameters("stage3"))
+    trainer._start_alignment()
+    heads = [torch.nn.functional.normalize(h.weight, dim=-1) for h in trainer.heads.values()]
+    expected = torch.nn.functional.normalize(heads[0] + heads[1], dim=-1)
+    torch.testing.assert_close(trainer.free_anchors.detach(), expected)
+
+    best = trainer.run()
+    assert best["stage"] == "stage3"
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["stage"] for x in lines] == ["stage1", "stage3"]
+    learned = torch.nn.functional.normalize(trainer.free_anchors.detach(), dim=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tmp_path / "model.safetensors", device="cpu")
+    assert det.config.clip_config["stem"] == "conv"
+    from ipad_sdk.model import load_bundle
+
+    torch.testing.assert_close(load_bundle(tmp_path / "model.safetensors", "cpu").anchors, learned)
+
+
+def test_weight_decay_spares_norms_biases_embeddings_and_anchors(tiny_data, tmp_path):
+    trainer = Trainer(_config(tiny_data, tmp_path, anchors="free", train_backbone=True,
+                              weight_decay=0.05))  # fmt: skip
+    optimizer, _ = trainer.make_optimizer("stage3")
+    decayed, spared = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.05 and spared["weight_decay"] == 0.0
+    spared_ids = {id(p) for p in spared["params"]}
+    visual = trainer.model.visual
+    for param in (visual.class_embedding, visual.positional_embedding, trainer.free_anchors,
+                  visual.ln_post.weight, trainer.model.adapters[0].norm.bias):  # fmt: skip
+        assert id(param) in spared_ids
+    assert all(p.ndim >= 2 for p in decayed["params"])
+    assert id(trainer.model.adapters[0].fc.weight) in {id(p) for p in decayed["params"]}
+
+
+def test_unknown_anchor_mode_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="anchors"):
+        _config(tiny_data, tmp_path, anchors="text")

@@ -4,9 +4,10 @@
         [--pixel-fpr 0.01] --out CALIBRATED.safetensors
 
 A quality gate is judged by its false alarms, so the thresholds are operating points on the clean
-data: ``image_threshold`` is the lowest artifact score at which at most ``image_fpr`` of the clean
-validation images are labelled an artifact; ``pixel_threshold`` the lowest heatmap value at which
-at most ``pixel_fpr`` of the clean pixels (every pixel outside the artifact masks) enter the mask.
+data: ``image_threshold`` is the artifact score at which at most ``image_fpr`` of the clean
+validation images are labelled an artifact; ``pixel_threshold`` the heatmap value at which at most
+``pixel_fpr`` of the clean pixels (every pixel outside the artifact masks) enter the mask. Each sits
+midway between neighbouring scores, never on one (see :func:`threshold_at_fpr`).
 The new bundle holds the same weights with these thresholds in its config; the achieved rates on
 the split are printed and returned.
 """
@@ -34,21 +35,23 @@ from train.dataset import read_manifest
 
 
 def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
-    """The lowest threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr``, exact in the
-    negatives' own float type (so that comparing them with ``t`` never rounds ``t`` back)."""
-    values = np.asarray(negatives).ravel()
-    if values.dtype.kind != "f":
-        values = values.astype(np.float64)
+    """A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr`` that keeps as many
+    negatives below it as the rate requires and no more, placed at the **midpoint of the gap**
+    between the highest negative that must stay below and the next higher score (or 1.0), never on
+    a score: the same image scored again in another batch or thread count (a few ulp away) stays on
+    its side. When every negative may pass, ``t`` is half the lowest score."""
     if not 0.0 <= fpr <= 1.0:
         raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    values = np.sort(np.asarray(negatives, dtype=np.float64).ravel())
     if values.size == 0:
         raise ValueError("no negatives to calibrate on")
     allowed = int(np.floor(fpr * values.size))
     if allowed >= values.size:
-        return float(np.clip(values.min(), 0.0, 1.0))
-    kth = np.partition(values, values.size - 1 - allowed)[values.size - 1 - allowed]
-    above = np.nextafter(kth, np.asarray(np.inf, values.dtype))  # only values above the k-th pass
-    return float(min(1.0, above))
+        return float(np.clip(values[0], 0.0, 1.0) / 2)
+    below = values[values.size - 1 - allowed]  # this one and every lower score stay below t
+    higher = values[values > below]
+    upper = float(higher[0]) if higher.size else 1.0
+    return float(np.clip((below + upper) / 2, 0.0, 1.0))
 
 
 def calibrate(

@@ -1,10 +1,13 @@
 """Build an IPAD dataset (clean + synthetic ghosting / flare / moire) from a folder of clean photos.
 
-    python train/make_dataset.py --clean DIR --out DIR --n-per-class N --seed S
+    python train/make_dataset.py --clean DIR [--clean DIR ...] --out DIR --n-per-class N --seed S
         [--n-clean N] [--size PX] [--workers W] [--flare-patterns DIR] [--hard-fraction F]
-        [--splits test,...]
+        [--hard-negatives F] [--splits test,...]
 
-``--clean procedural:N`` uses N procedural scenes instead of photos (no files needed). Every item is
+``--clean procedural:N`` uses N procedural scenes instead of photos (no files needed); several
+``--clean`` folders are pooled (photo names must not repeat). ``--hard-negatives F`` makes that
+share of the clean items from the artifact-free reference of a moire or ghosting synthesis: a
+screen showing content without moire, a static multi-frame fusion without ghosts. Every item is
 made from its own seed, so the build is deterministic whatever the worker count, and resumable: a
 rerun skips finished items (``items/<id>.json``), and refuses an output folder that holds a
 dataset built with other settings. ``--splits`` makes only the items of those splits (the same
@@ -44,6 +47,8 @@ from train.synth.scenes import procedural_scene
 BUILDER_VERSION = 2  # 2: exposure gain and black level in the camera finish
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROCEDURAL = "procedural:"
+#: generators whose artifact-free reference is itself a hard negative (flare's is the plain photo)
+HARD_NEGATIVE_SOURCES = ("moire", "ghosting")
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class ItemSpec:
 
 @dataclass(frozen=True)
 class Settings:
-    clean: str
+    clean: tuple[str, ...]
     out: str
     photos: dict[str, str | None]  # name -> path (None: procedural)
     n_per_class: int
@@ -71,6 +76,7 @@ class Settings:
     hard_fraction: float
     flare_patterns: tuple[str, ...]
     splits: tuple[str, ...] | None = None  # None: every split
+    hard_negatives: float = 0.0  # share of clean items that are an artifact's clean reference
 
     def identity(self) -> dict[str, Any]:
         """What defines the dataset (a rerun with the same identity resumes it)."""
@@ -80,11 +86,29 @@ class Settings:
             "size": self.size, "hard_fraction": self.hard_fraction,
             "photos": {name: _digest(path) for name, path in sorted(self.photos.items())},
             "flare_patterns": [_digest(p) for p in self.flare_patterns],
-        } | ({"splits": list(self.splits)} if self.splits else {})  # fmt: skip
+        } | ({"splits": list(self.splits)} if self.splits else {}) | (
+            {"hard_negatives": self.hard_negatives} if self.hard_negatives else {}
+        )  # fmt: skip
 
 
 def _digest(path: str | None) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else "procedural"
+
+
+def find_all_photos(
+    cleans: tuple[str, ...],
+) -> tuple[dict[str, str | None], list[tuple[str, str]]]:
+    """:func:`find_photos` over several sources, pooled; a name found twice is an error."""
+    photos: dict[str, str | None] = {}
+    skipped: list[tuple[str, str]] = []
+    for clean in cleans:
+        found, bad = find_photos(clean)
+        clash = sorted(set(found) & set(photos))
+        if clash:
+            raise SystemExit(f"make_dataset: --clean {clean}: names seen before: {clash[:5]}")
+        photos.update(found)
+        skipped += bad
+    return photos, skipped
 
 
 def find_photos(clean: str) -> tuple[dict[str, str | None], list[tuple[str, str]]]:
@@ -128,7 +152,13 @@ def plan_items(settings: Settings) -> list[ItemSpec]:
             split = splits[photo]
             peers = by_split[split]
             partner = peers[int(rng.integers(len(peers)))]
-            hard = label != "clean" and bool(rng.random() < settings.hard_fraction)
+            # clean items draw only when hard negatives are on: older builds' streams stay the same
+            share = settings.hard_fraction if label != "clean" else settings.hard_negatives
+            hard = (
+                bool(share and rng.random() < share)
+                if label == "clean"
+                else bool(rng.random() < share)
+            )
             items.append(
                 ItemSpec(f"{label}_{k:05d}", label, photo, partner, split, hard,
                          (settings.seed, label_index, k))
@@ -193,7 +223,13 @@ def make_item(spec: ItemSpec) -> dict[str, Any]:
     out = Path(settings.out)
     rng = np.random.default_rng(spec.seed)
     base = base_variant(_photo(spec.photo), rng, settings.size)
-    if spec.label == "clean":
+    if spec.label == "clean" and spec.hard:  # hard negative: an artifact's clean reference
+        partner = base_variant(_photo(spec.partner), rng, settings.size)
+        source = HARD_NEGATIVE_SOURCES[int(rng.integers(len(HARD_NEGATIVE_SOURCES)))]
+        sample = synthesize(source, base, rng, False, partner, _flare_patterns())
+        image, mask = sample.reference, np.zeros(base.shape[:2], bool)
+        params = {"hard_negative_of": source, "synthesis": sample.params}
+    elif spec.label == "clean":
         image, mask, params = base, np.zeros(base.shape[:2], bool), {}
     else:
         partner = base_variant(_photo(spec.partner), rng, settings.size)
@@ -239,22 +275,20 @@ def _write_sources(settings: Settings, out: Path) -> None:
         "# Sources of this dataset",
         "",
         "Synthetic artifacts (ghosting, lens flare, moire) rendered by ipad-sdk's train/synth on",
-        f"crops of the photos in `{settings.clean}`. Their licences and attributions follow",
-        "and apply to every image made from them.",
+        f"crops of the photos in {', '.join(f'`{c}`' for c in settings.clean)}. Their licences",
+        "and attributions follow and apply to every image made from them.",
         "",
     ]
-    if not settings.clean.startswith(PROCEDURAL):
-        for candidate in (
-            Path(settings.clean) / "SOURCES.md",
-            Path(settings.clean).parent / "SOURCES.md",
-        ):
+    for clean in settings.clean:
+        if clean.startswith(PROCEDURAL):
+            text.append("Procedural scenes made by train/synth/scenes.py: no third-party content.")
+            continue
+        for candidate in (Path(clean) / "SOURCES.md", Path(clean).parent / "SOURCES.md"):
             if candidate.is_file():
                 text.append(candidate.read_text())
                 break
         else:
-            text.append("(no SOURCES.md found beside the input photos: add their attribution here)")
-    else:
-        text.append("Procedural scenes made by train/synth/scenes.py: no third-party content.")
+            text.append(f"(no SOURCES.md found beside {clean}: add their attribution here)")
     atomic_write_bytes(out / "SOURCES.md", "\n".join(text).encode())
 
 
@@ -305,7 +339,8 @@ def build(settings: Settings, workers: int = 1, progress: bool = True) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clean", required=True, help="folder of clean photos, or procedural:N")
+    parser.add_argument("--clean", required=True, action="append",
+                        help="folder of clean photos or procedural:N (repeat to pool)")  # fmt: skip
     parser.add_argument("--out", required=True)
     parser.add_argument("--n-per-class", type=int, required=True, help="images per artifact class")
     parser.add_argument("--n-clean", type=int, help="clean images (default 1.5 x --n-per-class)")
@@ -313,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="long side of the output images (<= 4096)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--hard-fraction", type=float, default=0.3)
+    parser.add_argument("--hard-negatives", type=float, default=0.0,
+                        help="share of clean items that are an artifact's reference")  # fmt: skip
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
     parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")
@@ -322,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--splits must name train, val or test, got {args.splits!r}")
     if args.size is not None and not 32 <= args.size <= 4096:
         parser.error("--size must be in 32..4096")
-    photos, skipped = find_photos(args.clean)
+    if not 0.0 <= args.hard_negatives <= 1.0:
+        parser.error("--hard-negatives must be in 0..1")
+    photos, skipped = find_all_photos(tuple(args.clean))
     for _, error in skipped:
         print(f"make_dataset: skipping unreadable input {error}")
     if len(photos) < 3:
@@ -336,10 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             if p.suffix.lower() in PHOTO_SUFFIXES
         )  # fmt: skip
     settings = Settings(
-        clean=args.clean, out=args.out, photos=photos, n_per_class=args.n_per_class,
+        clean=tuple(args.clean), out=args.out, photos=photos, n_per_class=args.n_per_class,
         n_clean=args.n_clean if args.n_clean is not None else (3 * args.n_per_class) // 2,
         seed=args.seed, size=args.size, hard_fraction=args.hard_fraction, flare_patterns=patterns,
-        splits=splits,
+        splits=splits, hard_negatives=args.hard_negatives,
     )  # fmt: skip
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]

@@ -7,10 +7,13 @@ Stage I (vision adapt): adapters + projectors + an FC classification head on the
 an FC segmentation head on the patch features. Stage II (text prompts): only the learnable prompts;
 predictions are cosine similarities against the prompt embeddings (Eq. 12). Stage III (alignment):
 adapters + projectors against the frozen stage-II anchors. Loss everywhere: ``lambda*CE + Dice +
-Focal``. Adam, validation after every epoch (image AUROC/AP/F1 and pixel AUROC/AP/F1/AUPRO),
-``metrics.jsonl``, a checkpoint after every epoch (``--resume`` continues where it stopped), the
-best final-stage epoch kept, at the end the text anchors folded into ``model.safetensors``, and the
-best weights evaluated on the test split (``test_metrics.json``).
+Focal``. With ``anchors="free"`` (for backbones trained from scratch, where a random text tower
+carries no meaning) stage II is skipped and stage III learns the anchor matrix itself, starting
+from the stage-I heads. AdamW (no decay on norms, biases, embeddings and anchors), validation
+after every epoch (image AUROC/AP/F1 and pixel AUROC/AP/F1/AUPRO), ``metrics.jsonl``, a
+checkpoint after every epoch (``--resume`` continues where it stopped), the best final-stage epoch
+kept, at the end the anchors folded into ``model.safetensors``, and the best weights evaluated on
+the test split (``test_metrics.json``).
 The text encoder is used here only: the bundle holds a constant anchor matrix.
 """
 
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
@@ -42,6 +46,7 @@ from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.metadata import DEFAULT_CLASSES
 from ipad_sdk.model import IpadClip, model_config, save_bundle
 from ipad_sdk.model.backbone import create_clip, import_open_clip
+from ipad_sdk.model.network import random_anchors
 from train.dataset import IpadDataset, random_flip_crop
 from train.losses import ipad_loss
 from train.prompts import PromptLearner
@@ -69,6 +74,8 @@ class TrainConfig:
     backbone: str = "ViT-L-14"
     pretrained: str | None = None
     image_size: int | None = None
+    stem: str = "patch"  # "conv": convolutional stem instead of the patchify conv (from scratch)
+    anchors: str = "prompts"  # "free": stage III learns the anchors directly (no stage II)
     n_adapt: int = 6
     feature_layers: list[int] | str | None = None  # None: 4 evenly spaced; "last": last block
     beta: float = 0.1
@@ -114,6 +121,8 @@ class TrainConfig:
         bad = [s for s in cfg.stages if s not in STAGES]
         if bad or not cfg.stages:
             raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {cfg.stages}")
+        if cfg.anchors not in ("prompts", "free"):
+            raise ValueError(f"anchors must be 'prompts' or 'free', got {cfg.anchors!r}")
         if cfg.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}")
         return cfg
@@ -154,7 +163,9 @@ class Trainer:
         self.out = Path(cfg.out)
         self.device = _resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        clip_model, clip_config = create_clip(cfg.backbone, cfg.pretrained, cfg.image_size)
+        clip_model, clip_config = create_clip(
+            cfg.backbone, cfg.pretrained, cfg.image_size, stem=cfg.stem
+        )
         layers = cfg.feature_layers
         if layers == "last":
             layers = [clip_config["vision_cfg"]["layers"]]
@@ -173,6 +184,7 @@ class Trainer:
         dim, k = config.embed_dim, config.num_classes
         self.heads = nn.ModuleDict({"cls": nn.Linear(dim, k), "seg": nn.Linear(dim, k)})
         self.heads.to(self.device)
+        self.free_anchors = nn.Parameter(random_anchors(k, dim, cfg.seed).to(self.device))
         self.train_set = IpadDataset(
             cfg.data, "train", config, augment=random_flip_crop, seed=cfg.seed
         )
@@ -188,8 +200,10 @@ class Trainer:
         if stage == "stage1":
             return vision + list(self.heads.parameters())
         if stage == "stage2":
+            if self.cfg.anchors == "free":
+                return []
             return list(self.prompts.parameters())  # the learner holds only prompt vectors
-        return vision
+        return vision + ([self.free_anchors] if self.cfg.anchors == "free" else [])
 
     def predict(self, stage: str, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image logits ``[B,K+1]`` and pixel probabilities ``[B,K+1,S,S]`` for ``stage``."""
@@ -198,7 +212,9 @@ class Trainer:
             global_feature, patches = model.encode(images)
             patch_probs = model.to_grid(self.heads["seg"](patches)).softmax(dim=1)
             return self.heads["cls"](global_feature), model.upsample(patch_probs)
-        anchors = self.prompts() if stage == "stage2" else None  # stage3: frozen buffer
+        anchors = self.prompts() if stage == "stage2" else None  # stage3: the frozen buffer,
+        if stage == "stage3" and self.cfg.anchors == "free":  # or the anchors being learned
+            anchors = self.free_anchors
         image_logits, patch_logits = model.logits(images, anchors)
         return image_logits, model.upsample(patch_logits.softmax(dim=1))
 
@@ -225,10 +241,18 @@ class Trainer:
         return min(self.cfg.max_steps_per_epoch or batches, batches)
 
     def make_optimizer(self, stage: str) -> tuple[torch.optim.Optimizer, Any]:
-        """AdamW on ``stage``'s parameters and its per-step learning-rate schedule."""
+        """AdamW on ``stage``'s parameters and its per-step learning-rate schedule. As open_clip's
+        trainer does, norms, biases, embeddings and the anchors get no weight decay."""
+        visual = self.model.visual
+        exempt = {id(visual.class_embedding), id(visual.positional_embedding),
+                  id(self.free_anchors)}  # fmt: skip
+        params = self.stage_parameters(stage)
+        decay = [p for p in params if p.ndim >= 2 and id(p) not in exempt]
+        no_decay = [p for p in params if p.ndim < 2 or id(p) in exempt]
         optimizer = torch.optim.AdamW(
-            self.stage_parameters(stage), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
-        )
+            [{"params": decay, "weight_decay": self.cfg.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=self.cfg.lr,
+        )  # fmt: skip
         total = self.cfg.epochs[stage] * self.steps_per_epoch()
         cfg = self.cfg
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -296,6 +320,7 @@ class Trainer:
             "anchors": self.model.anchors.detach().cpu(),
             "heads": self.heads.state_dict(),
             "prompts": self.prompts.state_dict(),
+            "free_anchors": self.free_anchors.detach().cpu(),
         }
         if self.cfg.train_backbone:
             state["visual"] = self.model.visual.state_dict()
@@ -307,6 +332,8 @@ class Trainer:
         self.model.set_anchors(state["anchors"].to(self.device))
         self.heads.load_state_dict(state["heads"])
         self.prompts.load_state_dict(state["prompts"])
+        with torch.no_grad():
+            self.free_anchors.copy_(state["free_anchors"].to(self.device))
         if "visual" in state:
             self.model.visual.load_state_dict(state["visual"])
 
@@ -348,8 +375,7 @@ class Trainer:
         for stage in stages[start_stage:]:
             self._freeze_for(stage)
             if stage == "stage3" and start_epoch == 0:
-                with torch.no_grad():
-                    self.model.set_anchors(self.prompts())
+                self._start_alignment()
             optimizer, scheduler = self.make_optimizer(stage)
             if opt_state is not None:
                 optimizer.load_state_dict(opt_state)
@@ -385,6 +411,17 @@ class Trainer:
         done[stage] = self.evaluate(stage, self.test_set)
         atomic_write_bytes(path, json.dumps(done).encode())
 
+    @torch.no_grad()
+    def _start_alignment(self) -> None:
+        """Stage III's anchors: the stage-II prompts' embeddings, or (free anchors) the mean of
+        the stage-I image and patch heads' unit class directions, so that the cosine head starts
+        where the FC heads ended."""
+        if self.cfg.anchors == "prompts":
+            self.model.set_anchors(self.prompts())
+            return
+        directions = sum(F.normalize(head.weight, dim=-1) for head in self.heads.values())
+        self.free_anchors.copy_(F.normalize(directions, dim=-1))
+
     def _freeze_for(self, stage: str) -> None:
         trainable = {id(p) for p in self.stage_parameters(stage)}
         for module in (self.model, self.heads, self.prompts):
@@ -402,6 +439,8 @@ class Trainer:
         if final == "stage2":
             with torch.no_grad():
                 self.model.set_anchors(self.prompts())
+        if final == "stage3" and self.cfg.anchors == "free":
+            self.model.set_anchors(self.free_anchors.detach())
         bundle = save_bundle(self.model, self.out / "model.safetensors")
         if self.cfg.calibrate:
             from train.calibrate import calibrate, write_calibrated

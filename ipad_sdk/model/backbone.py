@@ -1,7 +1,9 @@
 """open_clip backbones: model configs, vision towers and full CLIP models.
 
-The SDK uses open_clip's own model registry and constructors; the only addition is
-:data:`TINY_BACKBONE`, a random-init ViT config shipped for tests and demos (~4 M parameters).
+The SDK uses open_clip's own model registry and constructors; the additions are
+:data:`TINY_BACKBONE`, a random-init ViT config shipped for tests and demos (~4 M parameters), and
+an optional convolutional stem (``clip_config["stem"] = "conv"``) that replaces the ViT's single
+patchify convolution for models trained from scratch. A pretrained CLIP keeps its own stem.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from ..errors import BackendUnavailable, ModelError
 TINY_BACKBONE = "IPAD-Tiny-ViT-16"
 _CONFIG_DIR = Path(__file__).parent / "configs"
 _registered = False
+#: how a ViT turns pixels into patch tokens: open_clip's patchify conv, or :func:`conv_stem`
+STEMS = ("patch", "conv")
 
 
 def import_open_clip() -> Any:
@@ -35,10 +39,11 @@ def import_open_clip() -> Any:
 
 
 def clip_config_for(
-    name: str, image_size: int | None = None, quick_gelu: bool = False
+    name: str, image_size: int | None = None, quick_gelu: bool = False, stem: str = "patch"
 ) -> dict[str, Any]:
     """The vision part of open_clip's config for ``name`` (``embed_dim``, ``vision_cfg``,
-    ``quick_gelu``), with the input size set to ``image_size`` when given."""
+    ``quick_gelu``), with the input size set to ``image_size`` when given; ``stem`` is recorded
+    only when it is not open_clip's own patchify conv."""
     open_clip = import_open_clip()
     cfg = open_clip.get_model_config(name)
     if cfg is None:
@@ -51,11 +56,13 @@ def clip_config_for(
         )
     if image_size is not None:
         vision["image_size"] = int(image_size)
+    if stem not in STEMS:
+        raise ModelError(f"unknown stem {stem!r}; expected one of {STEMS}")
     return {
         "embed_dim": int(cfg["embed_dim"]),
         "vision_cfg": vision,
         "quick_gelu": bool(quick_gelu or cfg.get("quick_gelu", False)),
-    }
+    } | ({"stem": stem} if stem != "patch" else {})
 
 
 def check_vision_tower(visual: Any, name: str) -> None:
@@ -66,6 +73,40 @@ def check_vision_tower(visual: Any, name: str) -> None:
         raise ModelError(f"{name}: vision tower is {type(visual).__name__}, not a ViT")
     if visual.attn_pool is not None or visual.proj is None:
         raise ModelError(f"{name}: ViTs with attentional pooling or no projection are unsupported")
+
+
+def conv_stem(width: int, patch_size: int) -> Any:
+    """Early convolutions (Xiao et al., "Early Convolutions Help Transformers See Better", 2021):
+    ``log2(patch_size)`` stride-2 3x3 conv + BatchNorm + ReLU layers, channels doubling up to
+    ``width``, then a 1x1 conv to ``width``. Maps ``[B,3,S,S]`` to ``[B,width,S/p,S/p]`` like the
+    patchify conv it replaces; BatchNorm folds into the convs at export."""
+    from torch import nn
+
+    steps = patch_size.bit_length() - 1
+    if patch_size != 1 << steps or steps < 1:
+        raise ModelError(f"conv stem needs a power-of-two patch size, got {patch_size}")
+    layers: list[nn.Module] = []
+    channels_in = 3
+    for step in range(steps):
+        channels = max(16, width >> (steps - 1 - step))
+        layers += [
+            nn.Conv2d(channels_in, channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
+        channels_in = channels
+    layers.append(nn.Conv2d(channels_in, width, 1))
+    return nn.Sequential(*layers)
+
+
+def apply_stem(visual: Any, stem: str) -> Any:
+    """Give an open_clip ViT the ``stem`` named in :data:`STEMS` (in place); returns ``visual``."""
+    if stem not in STEMS:
+        raise ModelError(f"unknown stem {stem!r}; expected one of {STEMS}")
+    if stem == "conv":
+        width = visual.conv1.out_channels
+        visual.conv1 = conv_stem(width, int(visual.patch_size[0]))
+    return visual
 
 
 def vision_tower_from_config(clip_config: dict[str, Any]) -> Any:
@@ -79,7 +120,7 @@ def vision_tower_from_config(clip_config: dict[str, Any]) -> Any:
         clip_config["embed_dim"], clip_config["vision_cfg"], quick_gelu=clip_config["quick_gelu"]
     )
     check_vision_tower(visual, "clip_config")
-    return visual
+    return apply_stem(visual, clip_config.get("stem", "patch"))
 
 
 def _needs_quick_gelu(open_clip: Any, name: str, pretrained: str | None) -> bool:
@@ -93,12 +134,14 @@ def create_clip(
     pretrained: str | os.PathLike[str] | None = None,
     image_size: int | None = None,
     quick_gelu: bool = False,
+    stem: str = "patch",
 ) -> tuple[Any, dict[str, Any]]:
     """A full open_clip model (both towers, e.g. for training) and its vision ``clip_config``.
 
     ``pretrained`` is an open_clip tag (downloads, for users online) or a local checkpoint file
     (``.pt``/``.bin``/``.safetensors``). OpenAI tags switch QuickGELU on as their weights need.
     Positional embeddings are resized once here when ``image_size`` differs from the config's.
+    ``stem="conv"`` (random init only) swaps the patchify conv for :func:`conv_stem`.
     """
     open_clip = import_open_clip()
     pretrained = os.fspath(pretrained) if pretrained is not None else None
@@ -109,8 +152,10 @@ def create_clip(
                 f"{pretrained}: neither a local checkpoint file nor an open_clip tag for {name} "
                 f"(tags: {', '.join(tags) or 'none'})"
             )
+    if pretrained and stem != "patch":
+        raise ModelError(f"stem {stem!r} is for random init only (a pretrained CLIP keeps its own)")
     quick_gelu = quick_gelu or _needs_quick_gelu(open_clip, name, pretrained)
-    clip_config = clip_config_for(name, image_size, quick_gelu)
+    clip_config = clip_config_for(name, image_size, quick_gelu, stem)
     try:
         model = open_clip.create_model(
             name,
@@ -121,4 +166,5 @@ def create_clip(
     except (RuntimeError, OSError, KeyError, ValueError) as exc:
         raise ModelError(f"{pretrained or name}: cannot build/load CLIP weights: {exc}") from exc
     check_vision_tower(model.visual, name)
+    apply_stem(model.visual, stem)
     return model, clip_config

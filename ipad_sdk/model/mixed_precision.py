@@ -73,6 +73,21 @@ class Fp32LayerNorm(nn.Module):
         return y.to(x.dtype)
 
 
+def _fold_batch_norms(root: nn.Module) -> None:
+    """Fold every Conv2d -> BatchNorm2d pair of a Sequential (the convolutional stem) into one
+    conv (eval-mode statistics), so that no FP32 running statistics meet FP16 activations."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for module in root.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for index in range(len(module) - 1):
+            conv, norm = module[index], module[index + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module[index] = fuse_conv_bn_eval(conv, norm)
+                module[index + 1] = nn.Identity()
+
+
 def _replace_modules(root: nn.Module, fused: bool) -> None:
     for name, child in list(root.named_children()):
         if isinstance(child, nn.MultiheadAttention):
@@ -92,6 +107,7 @@ class InferenceGraph(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         model = copy.deepcopy(model).float().eval()
+        _fold_batch_norms(model)
         _replace_modules(model, fused_attention)
         self.dtype = torch.float16 if fp16 else torch.float32
         for module in model.modules():  # FP16 weights everywhere except the FP32 LayerNorms

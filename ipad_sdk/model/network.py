@@ -76,8 +76,9 @@ class IpadClip(nn.Module):
         self.adapters = nn.ModuleList(
             ResidualAdapter(width, config.beta, config.adapter_act) for _ in range(config.n_adapt)
         )
-        # Each projector starts as CLIP's own ln_post+proj map, so that before training the
-        # patch features already live in the joint image-text space.
+        # Each projector starts as the tower's own ln_post+proj map: with a pretrained CLIP the
+        # patch features then start in the joint image-text space; from random init it is just
+        # a shared starting point.
         self.projectors = nn.ModuleList(nn.Linear(width, dim) for _ in config.feature_layers)
         with torch.no_grad():
             for proj in self.projectors:
@@ -178,6 +179,7 @@ def build_ipad_clip(
     pretrained: str | os.PathLike[str] | None = None,
     image_size: int | None = None,
     quick_gelu: bool = False,
+    stem: str = "patch",
     n_adapt: int = 6,
     feature_layers: tuple[int, ...] | None = None,
     classes: tuple[str, ...] = DEFAULT_CLASSES,
@@ -188,17 +190,20 @@ def build_ipad_clip(
     """Build an IPAD-CLIP network on any open_clip ViT.
 
     ``pretrained`` is an open_clip tag or a local checkpoint; ``None`` gives seeded random weights
-    (tests, demos, speed measurements). ``n_adapt`` is clipped to the backbone depth;
+    (tests, demos, speed measurements). ``stem="conv"`` replaces the patchify conv by a
+    convolutional stem (random init only). ``n_adapt`` is clipped to the backbone depth;
     ``feature_layers`` default to 4 evenly spaced blocks (6/12/18/24 on ViT-L). Other
     :class:`ModelConfig` fields (``beta``, ``tau``, thresholds, ...) pass through ``config_fields``.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if pretrained is None:
-            clip_config = clip_config_for(backbone, image_size, quick_gelu)
+            clip_config = clip_config_for(backbone, image_size, quick_gelu, stem)
             visual = vision_tower_from_config(clip_config)
         else:
-            clip_model, clip_config = create_clip(backbone, pretrained, image_size, quick_gelu)
+            clip_model, clip_config = create_clip(
+                backbone, pretrained, image_size, quick_gelu, stem
+            )
             visual = clip_model.visual
         config = model_config(
             backbone, clip_config, n_adapt, feature_layers, classes=tuple(classes), **config_fields
