@@ -26,7 +26,7 @@ from PIL import Image
 
 from .detector import Detector
 from .errors import InputError, IpadError
-from .fileio import atomic_write_bytes, remove_stale_temp_files, temp_path_beside
+from .fileio import atomic_write_bytes, output_path, remove_stale_temp_files, temp_path_beside
 from .io import load_image
 from .result import Result
 
@@ -211,7 +211,9 @@ def run_batch(
     """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
 
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
-    where ``<key>`` is the file's path relative to the inputs' common folder, plus the journal
+    where ``<key>`` is the file's path relative to the inputs' common folder (a file name too long
+    for the file system is shortened, see :func:`~ipad_sdk.fileio.fit_name`; the record names the
+    file written), plus the journal
     that ``resume`` continues from (files it lists are skipped). Without: records to stdout.
     ``progress(n)`` is called after every ``n`` files (skipped ones included).
     """
@@ -311,13 +313,13 @@ def _save_outputs(
 ) -> dict[str, Any]:
     record = result.to_dict()
     if out_dir is not None and save_masks:
-        mask_path = out_dir / "masks" / f"{key}.png"
+        mask_path = output_path(out_dir / "masks", key, ".png")
         atomic_write_bytes(
             mask_path, png_bytes(Image.fromarray(result.mask.astype(np.uint8) * 255))
         )
         record["mask"] = mask_path.relative_to(out_dir).as_posix()
     if out_dir is not None and save_overlays:
-        overlay_path = out_dir / "overlays" / f"{key}.png"
+        overlay_path = output_path(out_dir / "overlays", key, ".png")
         atomic_write_bytes(overlay_path, png_bytes(result.overlay(rgb)))
         record["overlay"] = overlay_path.relative_to(out_dir).as_posix()
     return record

@@ -14,13 +14,40 @@ from collections.abc import Callable
 from pathlib import Path
 
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+#: The longest file name (one path component) that Linux and macOS file systems take, in bytes.
+NAME_MAX = 255
+_TEMP_EXTRA = len("..") + 12 + len(".tmp")  # what temp_path_beside adds around a name
+
+
+def fit_name(name: str, suffix: str = "", limit: int = NAME_MAX) -> str:
+    """``name + suffix`` if it fits in ``limit`` bytes (as the file system stores it), else
+    ``name`` cut at a character boundary plus ``~`` and 16 hex digits of its SHA-256, then
+    ``suffix``: distinct names stay distinct, and the same name always gives the same result."""
+    if len(os.fsencode(name + suffix)) <= limit:
+        return name + suffix
+    tail = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{suffix}"
+    budget, head = limit - len(os.fsencode(tail)), []
+    for char in name:
+        budget -= len(os.fsencode(char))
+        if budget < 0:
+            break
+        head.append(char)
+    return "".join(head) + tail
+
+
+def output_path(folder: Path, key: str, suffix: str) -> Path:
+    """Where the output of the input named ``key`` (a relative POSIX path) goes:
+    ``folder/<key><suffix>``, its file name shortened by :func:`fit_name` when too long."""
+    parent, _, name = key.rpartition("/")
+    return folder / parent / fit_name(name, suffix)
 
 
 def temp_path_beside(path: Path) -> Path:
     """A fresh hidden temporary name in ``path``'s folder (created, so it is reserved)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    name = fit_name(path.name, limit=NAME_MAX - _TEMP_EXTRA)
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = path.with_name(f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             with open(tmp, "xb"):
                 return tmp

@@ -21,6 +21,7 @@ from PIL import Image
 from ipad_sdk import Detector, __version__
 from ipad_sdk.batch import JOURNAL_NAME, ResumeError, discover, output_keys, run_batch
 from ipad_sdk.cli import main
+from ipad_sdk.fileio import NAME_MAX, fit_name
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
 
@@ -483,6 +484,55 @@ def test_discover_same_file_two_spellings(tmp_path, monkeypatch):
     files = discover(["d", str(root)])
     keys = output_keys(files)
     assert len(set(keys)) == len(keys)
+
+
+# -- long file names ----------------------------------------------------------------------------
+
+
+def test_fit_name_shortens_without_collisions():
+    short = "photo.jpg"
+    assert fit_name(short, ".png") == "photo.jpg.png"
+    long_a, long_b = "写" * 84 + "a.jpg", "写" * 84 + "b.jpg"  # 257 bytes each, one prefix
+    fitted = {fit_name(n, ".png") for n in (long_a, long_b)}
+    assert len(fitted) == 2
+    for name in fitted:
+        assert len(name.encode()) <= NAME_MAX and name.endswith(".png")
+        assert name.startswith("写" * 10)
+    assert fit_name(long_a, ".png") == fit_name(long_a, ".png")  # the same name every run
+    assert len(fit_name("写" * 90, limit=100).encode()) <= 100  # cut at a character boundary
+
+
+@pytest.mark.parametrize("chars", [78, 83])  # the report's 234 bytes; 249 (name + .png > 255)
+def test_long_file_names_are_written_under_a_name_that_fits(tiny_bundle, tmp_path, chars, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    long = root / ("写" * chars + ".jpg")
+    long.write_bytes(_jpeg_bytes(_image(30, 40, 1)))
+    Image.fromarray(_image(20, 24, 2)).save(root / "a.png")
+    out = tmp_path / "out"
+    code = main(["detect", str(root), "-m", str(tiny_bundle), "-o", str(out), "--save-masks",
+                 "--save-overlays", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    records = _read_jsonl(out / "results.jsonl")
+    assert [r["source"] for r in records] == [str(root / "a.png"), str(long)]
+    for record in records:
+        for kind in ("mask", "overlay"):
+            written = out / record[kind]
+            assert written.is_file() and len(os.fsencode(written.name)) <= NAME_MAX
+    assert _leftovers(out) == []
+
+
+def test_ray_outputs_use_the_same_shortened_names(tiny_bundle, tmp_path):
+    from ipad_sdk.integrations.ray import write_outputs
+
+    files = [tmp_path / ("写" * 84 + ".png"), tmp_path / "a.png"]
+    rows = [{"source": str(f), "label": "clean", "score_clean": 1.0, "mask_png": b"png"}
+            for f in files]  # fmt: skip
+    write_outputs(rows, files, tmp_path / "out", "jsonl", ["clean"])
+    records = _read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert records[1]["mask"] == "masks/a.png.png"
+    assert records[0]["mask"] == "masks/" + fit_name(files[0].name, ".png")
+    assert (tmp_path / "out" / records[0]["mask"]).read_bytes() == b"png"
 
 
 def test_interrupted_run_leaves_no_results_file(image_dir, tiny_bundle, tmp_path):
