@@ -35,15 +35,22 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def discover(
+    paths: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
+) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image files below it (by suffix, sorted, hidden entries skipped). A file reached twice (also
-    through another spelling of its path) is kept once, at its first place."""
+    image files below it (by suffix, sorted, hidden entries skipped; the folder ``exclude``, the
+    output folder, is never searched). A file reached twice (also through another spelling of its
+    path) is kept once, at its first place."""
+    skip = Path(exclude).resolve() if exclude is not None else None
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
+                if skip is not None and Path(root).resolve().is_relative_to(skip):
+                    dirs[:] = []
+                    continue
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(
                     Path(root, f)

@@ -35,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     det = sub.add_parser("detect", help="detect artifacts in images and folders")
     det.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     det.add_argument("--model", "-m", help="model file (default: the embedded default model)")
-    det.add_argument("--out", "-o", type=Path, help="output folder (default: records to stdout)")
+    det.add_argument(
+        "--out", "-o", type=Path,
+        help="output folder (default: records to stdout); never searched for inputs",
+    )  # fmt: skip
     det.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     det.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
     det.add_argument("--save-overlays", action="store_true", help="write overlays/<name>.png")
@@ -89,7 +92,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                             tiling=tiling)  # fmt: skip
     for warning in caught if not args.quiet else ():
         print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
-    files = discover(args.paths)
+    files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
         summary = run_batch(

@@ -486,6 +486,19 @@ def test_discover_same_file_two_spellings(tmp_path, monkeypatch):
     assert len(set(keys)) == len(keys)
 
 
+def test_out_folder_inside_an_input_folder_is_never_an_input(image_dir, tiny_bundle, tmp_path):
+    root = image_dir["root"]
+    out = root / "results"
+    args = ["detect", str(root), "-m", str(tiny_bundle), "-o", str(out), "--save-masks",
+            "--save-overlays", "--device", "cpu", "-q"]  # fmt: skip
+    for _ in range(2):  # the second run finds the first run's masks and overlays in the folder
+        assert main(args) == 1
+        records = _read_jsonl(out / "results.jsonl")
+        assert [r["source"] for r in records] == [str(p) for p in image_dir["order"]]
+    assert discover([root], exclude=out) == image_dir["order"]
+    assert discover([out / "masks"], exclude=out) == []
+
+
 # -- long file names ----------------------------------------------------------------------------
 
 

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     args = parser.parse_args(argv)
     ray = _import_ray()
-    files = discover(args.paths)
+    files = discover(args.paths, exclude=args.out)
     ray.init(address=None if args.address == "local" else args.address,
              include_dashboard=False, log_to_driver=False)  # fmt: skip
     try:
