@@ -5,8 +5,9 @@ renamed into place, so an interrupted run never leaves a half-written file under
 With an output folder, each finished chunk's records are also appended (and fsynced) to a journal,
 ``<out>/.ipad-detect-journal.jsonl``; a run killed at any point can be continued with
 ``resume=True`` (``ipad detect --resume``), which skips the files the journal lists and ends with
-the same ``results.<fmt>`` an uninterrupted run writes. The journal is removed when the results
-file is in place.
+the same ``results.<fmt>`` an uninterrupted run writes. The journal's first line holds the run's
+settings (:func:`run_settings`: the model's SHA-256 among them); resuming with other settings is
+refused. The journal is removed when the results file is in place.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from PIL import Image
 
 from .detector import Detector
 from .errors import InputError, IpadError
-from .fileio import atomic_write_bytes, output_path, remove_stale_temp_files, temp_path_beside
+from .fileio import (
+    atomic_write_bytes,
+    file_sha256,
+    output_path,
+    remove_stale_temp_files,
+    temp_path_beside,
+)
 from .io import load_image
 from .result import Result
 
@@ -163,11 +170,7 @@ class Journal:
         self.done: dict[str, dict[str, Any]] = {}
         if resume and path.exists():
             lines = path.read_text(encoding="utf-8").split("\n")
-            if json.loads(lines[0]) != settings:
-                raise ResumeError(
-                    f"{path}: the interrupted run used other settings "
-                    f"({lines[0]}); rerun without --resume to start over"
-                )
+            _check_same_settings(path, lines[0], settings)
             kept = 1
             for line in lines[1:]:
                 try:
@@ -200,6 +203,43 @@ class Journal:
             self.path.unlink(missing_ok=True)
 
 
+def _check_same_settings(path: Path, first_line: str, settings: dict[str, Any]) -> None:
+    """Refuse to resume from a journal whose run used other settings, naming the differences."""
+    try:
+        used = json.loads(first_line)
+    except json.JSONDecodeError:
+        used = None
+    if not isinstance(used, dict):
+        raise ResumeError(f"{path}: not a journal of ipad detect; rerun without --resume")
+    changed = sorted(k for k in used.keys() | settings.keys() if used.get(k) != settings.get(k))
+    if changed:
+        detail = "; ".join(f"{k} {used.get(k)!r}, now {settings.get(k)!r}" for k in changed)
+        raise ResumeError(
+            f"{path}: cannot resume: the interrupted run used other settings ({detail}); "
+            "rerun without --resume to start over"
+        )
+
+
+def run_settings(
+    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool
+) -> dict[str, Any]:
+    """Everything that changes the outputs of a run: the model file (path and SHA-256), how it
+    runs, the image limit, the tiling and the output options (the journal's first line)."""
+    return {
+        "model": os.path.abspath(detector.model_path),
+        "model_sha256": file_sha256(detector.model_path),
+        "backend": detector.backend.name,
+        "device": detector.device,
+        "input_format": detector.backend.input_format,
+        "classes": list(detector.classes),
+        "max_pixels": detector.max_pixels,
+        "tiling": dataclasses.asdict(detector.tiling) if detector.tiling else None,
+        "format": fmt,
+        "masks": save_masks,
+        "overlays": save_overlays,
+    }
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -230,11 +270,7 @@ def run_batch(
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
         return _run_to_stdout(detector, files, fmt, progress)
-    tiling = dataclasses.asdict(detector.tiling) if detector.tiling else None
-    settings = {"model": os.path.abspath(detector.model_path), "format": fmt,
-                "masks": save_masks, "overlays": save_overlays,
-                "classes": list(detector.classes),
-                "tiling": tiling}  # fmt: skip
+    settings = run_settings(detector, fmt, save_masks, save_overlays)
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
         remove_stale_temp_files(out_dir)

@@ -654,6 +654,35 @@ def test_resume_refuses_another_runs_journal(image_dir, tiny_bundle, tmp_path):
     assert not (out / JOURNAL_NAME).exists()
 
 
+def test_resume_refuses_another_model_at_the_same_path(image_dir, tiny_bundle, tmp_path, capsys):
+    from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, save_bundle
+
+    model = tmp_path / "model.safetensors"
+    shutil.copyfile(tiny_bundle, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(model, device="cpu", batch_size=2)
+    files = discover([image_dir["root"]])
+    out = tmp_path / "out"
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "jsonl", progress=stop)
+    save_bundle(build_ipad_clip(TINY_BACKBONE, seed=1, description="another model"), model)
+    code = main(["detect", str(image_dir["root"]), "-m", str(model), "-o", str(out), "--resume",
+                 "--batch-size", "2", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "model_sha256" in err
+    assert not (out / "results.jsonl").exists()
+    assert len(_read_jsonl(out / JOURNAL_NAME)) == 1 + 2  # kept as it was
+    (out / JOURNAL_NAME).write_text("not json\n")
+    with pytest.raises(ResumeError, match="not a journal"):
+        run_batch(det, files, out, "jsonl", resume=True)
+
+
 def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):
     """SIGKILL an `ipad detect` subprocess mid-run, resume it, compare with a clean run."""
     import signal
