@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .detector import Detector
-from .errors import InputError, IpadError
+from .errors import InputError, IpadError, OutputError
 from .fileio import (
     atomic_write_bytes,
     file_sha256,
@@ -131,13 +132,14 @@ class RecordWriter:
         self._fh.flush()
 
     def close(self, commit: bool) -> None:
-        """Close; rename into place when ``commit`` (else drop the temporary file)."""
+        """Close; rename into place when ``commit`` (the temporary file never stays behind)."""
         if self.path is None:
             return
-        self._fh.close()
-        if commit:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            self._fh.close()
+            if commit:
+                os.replace(self._tmp, self.path)
+        finally:
             self._tmp.unlink(missing_ok=True)
 
 
@@ -260,9 +262,12 @@ def run_batch(
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
     where ``<key>`` is the file's path relative to the inputs' common folder (a file name too long
     for the file system is shortened, see :func:`~ipad_sdk.fileio.fit_name`; the record names the
-    file written), plus the journal
-    that ``resume`` continues from (files it lists are skipped). Without: records to stdout.
-    ``progress(n)`` is called after every ``n`` files (skipped ones included).
+    file written), plus the journal that ``resume`` continues from (files it lists are skipped).
+    Without: records to stdout.
+    ``progress(n)`` is called after every ``n`` files (skipped ones included). An output that
+    cannot be written raises :class:`~ipad_sdk.errors.OutputError` naming it (the journal keeps
+    the finished files), except where a file or folder is in the way of one file's output: that
+    file's record gets the error and the run goes on.
     """
     if (save_masks or save_overlays) and out_dir is None:
         raise ValueError("saving masks or overlays needs an output folder")
@@ -270,6 +275,29 @@ def run_batch(
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
         return _run_to_stdout(detector, files, fmt, progress)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+    try:
+        return _run_to_folder(detector, files, out_dir, fmt, save_masks, save_overlays, progress,
+                              resume)  # fmt: skip
+    except OSError as exc:  # inputs fail as InputErrors: this is the output side
+        where = exc.filename2 or exc.filename or out_dir
+        raise OutputError(
+            f"{where}: cannot write output: {exc.strerror or exc}; the finished files are kept "
+            "(fix the cause, then resume)"
+        ) from exc
+
+
+def _run_to_folder(
+    detector: Detector,
+    files: Sequence[Path],
+    out_dir: Path,
+    fmt: str,
+    save_masks: bool,
+    save_overlays: bool,
+    progress: Callable[[int], None] | None,
+    resume: bool,
+) -> BatchSummary:
     settings = run_settings(detector, fmt, save_masks, save_overlays)
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
@@ -346,6 +374,11 @@ def _detect_chunk(
     return records
 
 
+#: Errors that concern one output file only (something in the way of its name): recorded for its
+#: input, the run goes on. Every other write error (disk full, read-only, ...) stops the run.
+_ONE_FILE_ERRNOS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.EEXIST})
+
+
 def _save_outputs(
     result: Result,
     rgb: np.ndarray,
@@ -355,14 +388,21 @@ def _save_outputs(
     save_overlays: bool,
 ) -> dict[str, Any]:
     record = result.to_dict()
-    if out_dir is not None and save_masks:
-        mask_path = output_path(out_dir / "masks", key, ".png")
-        atomic_write_bytes(
-            mask_path, png_bytes(Image.fromarray(result.mask.astype(np.uint8) * 255))
-        )
-        record["mask"] = mask_path.relative_to(out_dir).as_posix()
-    if out_dir is not None and save_overlays:
-        overlay_path = output_path(out_dir / "overlays", key, ".png")
-        atomic_write_bytes(overlay_path, png_bytes(result.overlay(rgb)))
-        record["overlay"] = overlay_path.relative_to(out_dir).as_posix()
+    if out_dir is None:
+        return record
+    renders = {"mask": (save_masks, lambda: Image.fromarray(result.mask.astype(np.uint8) * 255)),
+               "overlay": (save_overlays, lambda: result.overlay(rgb))}  # fmt: skip
+    for kind, (wanted, render) in renders.items():
+        if not wanted:
+            continue
+        path = output_path(out_dir / f"{kind}s", key, ".png")
+        try:
+            atomic_write_bytes(path, png_bytes(render()))
+        except OSError as exc:
+            if exc.errno not in _ONE_FILE_ERRNOS:
+                raise
+            where = exc.filename2 or exc.filename or path
+            return record | {"error_type": "OutputError",
+                             "error": f"{where}: cannot write {kind}: {exc.strerror}"}  # fmt: skip
+        record[kind] = path.relative_to(out_dir).as_posix()
     return record

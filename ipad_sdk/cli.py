@@ -1,7 +1,8 @@
 """The ``ipad`` command line.
 
 Exit codes: 0 every input succeeded; 1 some inputs failed (each is recorded with its error);
-2 usage or model error (bad arguments, missing/corrupt model, missing runtime).
+2 usage, model or output error (bad arguments, missing/corrupt model, missing runtime, an output
+that cannot be written).
 """
 
 from __future__ import annotations

@@ -499,6 +499,65 @@ def test_out_folder_inside_an_input_folder_is_never_an_input(image_dir, tiny_bun
     assert discover([out / "masks"], exclude=out) == []
 
 
+# -- output-side failures -----------------------------------------------------------------------
+
+
+def _detect_args(root: Path, bundle: Path, out: Path, *extra: str) -> list[str]:
+    return ["detect", str(root), "-m", str(bundle), "-o", str(out), "--save-masks",
+            "--device", "cpu", "-q", *extra]  # fmt: skip
+
+
+def test_out_that_is_a_file_is_a_clear_error(image_dir, tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("keep me")
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out)) == 2
+    assert f"{out}: the output folder is a file" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_a_folder_in_the_way_of_one_output_fails_that_file_only(image_dir, tiny_bundle, tmp_path):
+    out = tmp_path / "out"
+    blocker = out / "masks" / "a.png.png"
+    (blocker / "x").mkdir(parents=True)
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out)) == 1
+    records = {r["source"]: r for r in _read_jsonl(out / "results.jsonl")}
+    blocked = records[str(image_dir["root"] / "a.png")]
+    assert blocked["error_type"] == "OutputError" and str(blocker) in blocked["error"]
+    assert "mask" not in blocked
+    assert (out / records[str(image_dir["root"] / "b.jpg")]["mask"]).is_file()
+    assert _leftovers(out) == []
+
+
+def test_disk_full_stops_cleanly_and_resume_finishes(image_dir, tiny_bundle, tmp_path, capsys,
+                                                     monkeypatch):  # fmt: skip
+    import errno
+
+    import ipad_sdk.batch as batch
+
+    reference = tmp_path / "reference"
+    assert main(_detect_args(image_dir["root"], tiny_bundle, reference, "--batch-size", "2")) == 1
+    writes: list[Path] = []
+    real_write = batch.atomic_write_bytes
+
+    def disk_full_at_the_third_write(path: Path, data: bytes) -> Path:
+        writes.append(path)
+        if len(writes) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(batch, "atomic_write_bytes", disk_full_at_the_third_write)
+    out = tmp_path / "out"
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2")) == 2
+    err = capsys.readouterr().err
+    assert f"{writes[2]}: cannot write output: No space left on device" in err
+    assert not (out / "results.jsonl").exists()
+    assert _leftovers(out) == [out / JOURNAL_NAME]
+    monkeypatch.setattr(batch, "atomic_write_bytes", real_write)
+    resumed = _detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2", "--resume")
+    assert main(resumed) == 1
+    assert _outputs(out) == _outputs(reference)
+
+
 # -- long file names ----------------------------------------------------------------------------
 
 
