@@ -137,7 +137,7 @@ def _read_onnx_metadata(path: str) -> dict[str, str]:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .detector import backend_for
-    from .fileio import file_sha256
+    from .fileio import check_regular_file, file_sha256
     from .metadata import (
         ONNX_FORMAT_NAME,
         read_bundle_config,
@@ -146,8 +146,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     )
 
     path = os.fspath(args.model)
-    if not os.path.isfile(path):
-        raise ModelError(f"{path}: model file not found")
+    check_regular_file(path)
     kind = backend_for(path)
     extra: dict[str, object] = {}
     if kind == "torch":

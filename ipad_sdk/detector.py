@@ -14,6 +14,7 @@ import numpy as np
 
 from .backends import Backend
 from .errors import BackendUnavailable, InputError, ModelError
+from .fileio import check_regular_file
 from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_image
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch, resize_to
@@ -87,11 +88,7 @@ def open_backend(
     formats carry theirs). A missing runtime raises
     :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
     name = os.fspath(path)
-    file = Path(name)
-    if not file.exists():
-        raise ModelError(f"{name}: model file not found")
-    if file.is_dir():
-        raise ModelError(f"{name}: is a directory, not a model file")
+    check_regular_file(name)
     kind = backend_for(name)
     if backend not in ("auto", kind):
         if backend not in BACKENDS:

@@ -10,8 +10,11 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from .errors import ModelError
 
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 #: The longest file name (one path component) that Linux and macOS file systems take, in bytes.
@@ -88,3 +91,23 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str = "model file") -> None:
+    """Raise :class:`ModelError` unless ``path`` is (a link to) a regular file: reading a FIFO or a
+    device would block or never end."""
+    name = os.fspath(path)
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise ModelError(f"{name}: {what} not found") from None
+    except OSError as exc:
+        raise ModelError(f"{name}: cannot open {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise ModelError(f"{name}: is {kind}, not a {what}")

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ModelError
-from .fileio import file_sha256
+from .fileio import check_regular_file, file_sha256
 
 FORMAT_NAME = "ipad-bundle"
 ONNX_FORMAT_NAME = "ipad-onnx"
@@ -367,8 +367,9 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
     sidecar's (truncated, corrupt, or rebuilt without its sidecar) is a :class:`ModelError`.
     """
     name, sidecar = os.fspath(plan), engine_sidecar_path(plan)
-    if not os.path.isfile(name):
-        raise ModelError(f"{name}: engine file not found")
+    check_regular_file(name, "engine file")
+    if os.path.lexists(sidecar):
+        check_regular_file(sidecar, "metadata sidecar")
     try:
         with open(sidecar, "rb") as fh:
             raw = fh.read(MAX_METADATA_BYTES + 1)
@@ -415,6 +416,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     keeps ``ipad info`` and config checks free of the torch/safetensors dependencies.
     """
     name = os.fspath(path)
+    check_regular_file(name)
     try:
         size = os.path.getsize(name)
         with open(name, "rb") as fh:
@@ -428,10 +430,8 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "another format)"
                 )
             raw = fh.read(header_len)
-    except FileNotFoundError:
-        raise ModelError(f"{name}: model file not found") from None
-    except IsADirectoryError:
-        raise ModelError(f"{name}: is a directory, not a model file") from None
+    except OSError as exc:  # removed or replaced since the check
+        raise ModelError(f"{name}: cannot read model file: {exc.strerror or exc}") from None
     header = parse_json(raw, name, "safetensors header")
     if not isinstance(header, dict):
         raise ModelError(f"{name}: not a model bundle (safetensors header is not an object)")

@@ -358,6 +358,49 @@ def test_info_on_foreign_safetensors_is_error(tmp_path, capsys):
     assert "not an ipad-sdk model bundle" in captured.err
 
 
+@pytest.fixture
+def fail_if_blocked():
+    """Turn a read that blocks (a FIFO with no writer) into a test failure after 30 s."""
+    import signal
+
+    def blocked(*_: object) -> None:
+        raise TimeoutError("blocked opening the model file")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("m.safetensors", "named pipe (FIFO)"), ("m.plan", "named pipe (FIFO)"),
+     ("m.onnx", "character device"), ("m.plan", "character device")],
+)  # fmt: skip
+def test_only_regular_files_are_opened_as_models(image_dir, tmp_path, capsys, fail_if_blocked,
+                                                 name, kind):  # fmt: skip
+    model = tmp_path / name
+    if kind.startswith("named pipe"):
+        os.mkfifo(model)
+    else:
+        model.symlink_to("/dev/zero")
+    for args in (["info", str(model)], ["detect", str(image_dir["root"]), "-m", str(model), "-q"]):
+        assert main(args) == 2
+        assert f"{model}: is a {kind}, not a model file" in capsys.readouterr().err
+
+
+def test_a_fifo_engine_sidecar_is_refused(tmp_path, fail_if_blocked):
+    from ipad_sdk.errors import ModelError
+    from ipad_sdk.metadata import read_engine_metadata
+
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"plan")
+    os.mkfifo(f"{plan}.json")
+    with pytest.raises(ModelError, match="m.plan.json: is a named pipe"):
+        read_engine_metadata(plan)
+
+
 # -- create-bundle ----------------------------------------------------------------------------
 
 
