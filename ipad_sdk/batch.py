@@ -124,7 +124,7 @@ class RecordWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         if self._csv is not None:
-            flat = {k: v for k, v in record.items() if k != "scores"}
+            flat = {k: _csv_cell(v) for k, v in record.items() if k != "scores"}
             flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
             self._csv.writerow(flat)
         else:
@@ -141,6 +141,18 @@ class RecordWriter:
                 os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+#: First characters that make a spreadsheet read a cell as a formula (or split it).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """``value``, with a ``'`` in front when it is text a spreadsheet would run as a formula
+    (file names such as ``=HYPERLINK(...)``), as spreadsheet-safe CSV writers do."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class _StdoutProxy(io.TextIOBase):

@@ -189,6 +189,23 @@ def test_detect_csv_records_failures(image_dir, tiny_bundle, tmp_path, capsys):
     assert bad[0]["label"] == ""
 
 
+def test_csv_cells_that_spreadsheets_would_run_are_escaped(tiny_bundle, tmp_path, monkeypatch):
+    names = ["=HYPERLINK(x).png", "+cmd.png", "-a.png", "@a.png", "\tb.png", "ok.png"]
+    for i, name in enumerate(names):
+        Image.fromarray(_image(20, 24, i)).save(tmp_path / name, format="PNG")
+    (tmp_path / "=bad.png").write_bytes(b"not an image")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["detect", "-m", str(tiny_bundle), "-o", str(out), "--format", "csv",
+                 "--device", "cpu", "-q", "--", *names, "=bad.png"])  # fmt: skip
+    assert code == 1
+    with open(out / "results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["source"] for r in rows] == [f"'{n}" for n in names[:-1]] + ["ok.png", "'=bad.png"]
+    assert rows[-1]["error"].startswith("'=bad.png: ")
+    assert rows[0]["label"] in CLASSES  # other cells as they were
+
+
 def test_detect_to_stdout(image_dir, tiny_bundle, capsys):
     valid = [str(p) for p in image_dir["valid"]]
     code = main(["detect", *valid, "-m", str(tiny_bundle), "--device", "cpu", "-q"])
