@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -457,6 +458,16 @@ def test_create_bundle(tmp_path, capsys):
     assert result.image_size == (30, 45)
     assert main(["info", str(first)]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["backbone"] == "IPAD-Tiny-ViT-16"
+
+
+def test_create_bundle_refuses_a_pickle_checkpoint_clearly(tmp_path, capsys):
+    checkpoint = tmp_path / "clip.pt"
+    torch.save({"state_dict": {}, "args": argparse.Namespace(lr=1)}, checkpoint)
+    out = tmp_path / "m.safetensors"
+    assert main(["create-bundle", str(out), "--pretrained", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: refused: this checkpoint holds pickled Python objects" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_create_bundle_same_seed_is_byte_identical(tmp_path, capsys):
