@@ -61,16 +61,17 @@ MAX_LAYERS = 256
 MAX_WIDTH = 65536
 
 
-def parse_json(text: str | bytes, source: str, what: str) -> Any:
+def parse_json(text: str | bytes, source: str, what: str, invalid: str | None = None) -> Any:
     """``text`` (the ``what`` of ``source``) parsed as JSON of at most :data:`MAX_JSON_DEPTH`
-    levels; anything else is a :class:`ModelError` naming ``source`` and ``what``."""
+    levels; anything else is a :class:`ModelError` naming ``source`` and ``what`` (``invalid``:
+    its message when the text is not JSON)."""
     too_deep = ModelError(f"{source}: {what} is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(text)
     except RecursionError:  # far deeper than the limit
         raise too_deep from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: {what} is not valid JSON: {exc}") from None
+        raise ModelError(f"{source}: {invalid or f'{what} is not valid JSON: {exc}'}") from None
     level = [data] if isinstance(data, (dict, list)) else []
     for _ in range(MAX_JSON_DEPTH):  # level: the containers one level further down
         children = (x.values() if isinstance(x, dict) else x for x in level)
@@ -432,7 +433,8 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
             raw = fh.read(header_len)
     except OSError as exc:  # removed or replaced since the check
         raise ModelError(f"{name}: cannot read model file: {exc.strerror or exc}") from None
-    header = parse_json(raw, name, "safetensors header")
+    header = parse_json(raw, name, "safetensors header",
+                        invalid="not a model bundle (safetensors header is not JSON)")  # fmt: skip
     if not isinstance(header, dict):
         raise ModelError(f"{name}: not a model bundle (safetensors header is not an object)")
     return header
