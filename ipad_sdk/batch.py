@@ -5,14 +5,16 @@ renamed into place, so an interrupted run never leaves a half-written file under
 With an output folder, each finished chunk's records are also appended (and fsynced) to a journal,
 ``<out>/.ipad-detect-journal.jsonl``; a run killed at any point can be continued with
 ``resume=True`` (``ipad detect --resume``), which skips the files the journal lists and ends with
-the same ``results.<fmt>`` an uninterrupted run writes. The journal is removed when the results
-file is in place.
+the same ``results.<fmt>`` an uninterrupted run writes. The journal's first line holds the run's
+settings (:func:`run_settings`: the model's SHA-256 among them); resuming with other settings is
+refused. The journal is removed when the results file is in place.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -25,8 +27,14 @@ import numpy as np
 from PIL import Image
 
 from .detector import Detector
-from .errors import InputError, IpadError
-from .fileio import atomic_write_bytes, remove_stale_temp_files, temp_path_beside
+from .errors import InputError, IpadError, OutputError
+from .fileio import (
+    atomic_write_bytes,
+    file_sha256,
+    output_path,
+    remove_stale_temp_files,
+    temp_path_beside,
+)
 from .io import load_image
 from .result import Result
 
@@ -35,15 +43,22 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def discover(
+    paths: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
+) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image files below it (by suffix, sorted, hidden entries skipped). A file reached twice (also
-    through another spelling of its path) is kept once, at its first place."""
+    image files below it (by suffix, sorted, hidden entries skipped; the folder ``exclude``, the
+    output folder, is never searched). A file reached twice (also through another spelling of its
+    path) is kept once, at its first place."""
+    skip = Path(exclude).resolve() if exclude is not None else None
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
+                if skip is not None and Path(root).resolve().is_relative_to(skip):
+                    dirs[:] = []
+                    continue
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(
                     Path(root, f)
@@ -109,7 +124,7 @@ class RecordWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         if self._csv is not None:
-            flat = {k: v for k, v in record.items() if k != "scores"}
+            flat = {k: _csv_cell(v) for k, v in record.items() if k != "scores"}
             flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
             self._csv.writerow(flat)
         else:
@@ -117,14 +132,27 @@ class RecordWriter:
         self._fh.flush()
 
     def close(self, commit: bool) -> None:
-        """Close; rename into place when ``commit`` (else drop the temporary file)."""
+        """Close; rename into place when ``commit`` (the temporary file never stays behind)."""
         if self.path is None:
             return
-        self._fh.close()
-        if commit:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            self._fh.close()
+            if commit:
+                os.replace(self._tmp, self.path)
+        finally:
             self._tmp.unlink(missing_ok=True)
+
+
+#: First characters that make a spreadsheet read a cell as a formula (or split it).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """``value``, with a ``'`` in front when it is text a spreadsheet would run as a formula
+    (file names such as ``=HYPERLINK(...)``), as spreadsheet-safe CSV writers do."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 class _StdoutProxy(io.TextIOBase):
@@ -156,11 +184,7 @@ class Journal:
         self.done: dict[str, dict[str, Any]] = {}
         if resume and path.exists():
             lines = path.read_text(encoding="utf-8").split("\n")
-            if json.loads(lines[0]) != settings:
-                raise ResumeError(
-                    f"{path}: the interrupted run used other settings "
-                    f"({lines[0]}); rerun without --resume to start over"
-                )
+            _check_same_settings(path, lines[0], settings)
             kept = 1
             for line in lines[1:]:
                 try:
@@ -193,6 +217,43 @@ class Journal:
             self.path.unlink(missing_ok=True)
 
 
+def _check_same_settings(path: Path, first_line: str, settings: dict[str, Any]) -> None:
+    """Refuse to resume from a journal whose run used other settings, naming the differences."""
+    try:
+        used = json.loads(first_line)
+    except json.JSONDecodeError:
+        used = None
+    if not isinstance(used, dict):
+        raise ResumeError(f"{path}: not a journal of ipad detect; rerun without --resume")
+    changed = sorted(k for k in used.keys() | settings.keys() if used.get(k) != settings.get(k))
+    if changed:
+        detail = "; ".join(f"{k} {used.get(k)!r}, now {settings.get(k)!r}" for k in changed)
+        raise ResumeError(
+            f"{path}: cannot resume: the interrupted run used other settings ({detail}); "
+            "rerun without --resume to start over"
+        )
+
+
+def run_settings(
+    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool
+) -> dict[str, Any]:
+    """Everything that changes the outputs of a run: the model file (path and SHA-256), how it
+    runs, the image limit, the tiling and the output options (the journal's first line)."""
+    return {
+        "model": os.path.abspath(detector.model_path),
+        "model_sha256": file_sha256(detector.model_path),
+        "backend": detector.backend.name,
+        "device": detector.device,
+        "input_format": detector.backend.input_format,
+        "classes": list(detector.classes),
+        "max_pixels": detector.max_pixels,
+        "tiling": dataclasses.asdict(detector.tiling) if detector.tiling else None,
+        "format": fmt,
+        "masks": save_masks,
+        "overlays": save_overlays,
+    }
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -211,9 +272,14 @@ def run_batch(
     """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
 
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
-    where ``<key>`` is the file's path relative to the inputs' common folder, plus the journal
-    that ``resume`` continues from (files it lists are skipped). Without: records to stdout.
-    ``progress(n)`` is called after every ``n`` files (skipped ones included).
+    where ``<key>`` is the file's path relative to the inputs' common folder (a file name too long
+    for the file system is shortened, see :func:`~ipad_sdk.fileio.fit_name`; the record names the
+    file written), plus the journal that ``resume`` continues from (files it lists are skipped).
+    Without: records to stdout.
+    ``progress(n)`` is called after every ``n`` files (skipped ones included). An output that
+    cannot be written raises :class:`~ipad_sdk.errors.OutputError` naming it (the journal keeps
+    the finished files), except where a file or folder is in the way of one file's output: that
+    file's record gets the error and the run goes on.
     """
     if (save_masks or save_overlays) and out_dir is None:
         raise ValueError("saving masks or overlays needs an output folder")
@@ -221,11 +287,30 @@ def run_batch(
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
         return _run_to_stdout(detector, files, fmt, progress)
-    tiling = dataclasses.asdict(detector.tiling) if detector.tiling else None
-    settings = {"model": os.path.abspath(detector.model_path), "format": fmt,
-                "masks": save_masks, "overlays": save_overlays,
-                "classes": list(detector.classes),
-                "tiling": tiling}  # fmt: skip
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+    try:
+        return _run_to_folder(detector, files, out_dir, fmt, save_masks, save_overlays, progress,
+                              resume)  # fmt: skip
+    except OSError as exc:  # inputs fail as InputErrors: this is the output side
+        where = exc.filename2 or exc.filename or out_dir
+        raise OutputError(
+            f"{where}: cannot write output: {exc.strerror or exc}; the finished files are kept "
+            "(fix the cause, then resume)"
+        ) from exc
+
+
+def _run_to_folder(
+    detector: Detector,
+    files: Sequence[Path],
+    out_dir: Path,
+    fmt: str,
+    save_masks: bool,
+    save_overlays: bool,
+    progress: Callable[[int], None] | None,
+    resume: bool,
+) -> BatchSummary:
+    settings = run_settings(detector, fmt, save_masks, save_overlays)
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
         remove_stale_temp_files(out_dir)
@@ -301,6 +386,11 @@ def _detect_chunk(
     return records
 
 
+#: Errors that concern one output file only (something in the way of its name): recorded for its
+#: input, the run goes on. Every other write error (disk full, read-only, ...) stops the run.
+_ONE_FILE_ERRNOS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.EEXIST})
+
+
 def _save_outputs(
     result: Result,
     rgb: np.ndarray,
@@ -310,14 +400,21 @@ def _save_outputs(
     save_overlays: bool,
 ) -> dict[str, Any]:
     record = result.to_dict()
-    if out_dir is not None and save_masks:
-        mask_path = out_dir / "masks" / f"{key}.png"
-        atomic_write_bytes(
-            mask_path, png_bytes(Image.fromarray(result.mask.astype(np.uint8) * 255))
-        )
-        record["mask"] = mask_path.relative_to(out_dir).as_posix()
-    if out_dir is not None and save_overlays:
-        overlay_path = out_dir / "overlays" / f"{key}.png"
-        atomic_write_bytes(overlay_path, png_bytes(result.overlay(rgb)))
-        record["overlay"] = overlay_path.relative_to(out_dir).as_posix()
+    if out_dir is None:
+        return record
+    renders = {"mask": (save_masks, lambda: Image.fromarray(result.mask.astype(np.uint8) * 255)),
+               "overlay": (save_overlays, lambda: result.overlay(rgb))}  # fmt: skip
+    for kind, (wanted, render) in renders.items():
+        if not wanted:
+            continue
+        path = output_path(out_dir / f"{kind}s", key, ".png")
+        try:
+            atomic_write_bytes(path, png_bytes(render()))
+        except OSError as exc:
+            if exc.errno not in _ONE_FILE_ERRNOS:
+                raise
+            where = exc.filename2 or exc.filename or path
+            return record | {"error_type": "OutputError",
+                             "error": f"{where}: cannot write {kind}: {exc.strerror}"}  # fmt: skip
+        record[kind] = path.relative_to(out_dir).as_posix()
     return record

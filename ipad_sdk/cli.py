@@ -1,7 +1,8 @@
 """The ``ipad`` command line.
 
 Exit codes: 0 every input succeeded; 1 some inputs failed (each is recorded with its error);
-2 usage or model error (bad arguments, missing/corrupt model, missing runtime).
+2 usage, model or output error (bad arguments, missing/corrupt model, missing runtime, an output
+that cannot be written).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     det = sub.add_parser("detect", help="detect artifacts in images and folders")
     det.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     det.add_argument("--model", "-m", help="model file (default: the embedded default model)")
-    det.add_argument("--out", "-o", type=Path, help="output folder (default: records to stdout)")
+    det.add_argument(
+        "--out", "-o", type=Path,
+        help="output folder (default: records to stdout); never searched for inputs",
+    )  # fmt: skip
     det.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     det.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
     det.add_argument("--save-overlays", action="store_true", help="write overlays/<name>.png")
@@ -89,7 +93,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                             tiling=tiling)  # fmt: skip
     for warning in caught if not args.quiet else ():
         print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
-    files = discover(args.paths)
+    files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
         summary = run_batch(
@@ -133,7 +137,7 @@ def _read_onnx_metadata(path: str) -> dict[str, str]:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .detector import backend_for
-    from .fileio import file_sha256
+    from .fileio import check_regular_file, file_sha256
     from .metadata import (
         ONNX_FORMAT_NAME,
         read_bundle_config,
@@ -142,8 +146,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     )
 
     path = os.fspath(args.model)
-    if not os.path.isfile(path):
-        raise ModelError(f"{path}: model file not found")
+    check_regular_file(path)
     kind = backend_for(path)
     extra: dict[str, object] = {}
     if kind == "torch":

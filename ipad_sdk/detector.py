@@ -14,6 +14,7 @@ import numpy as np
 
 from .backends import Backend
 from .errors import BackendUnavailable, InputError, ModelError
+from .fileio import check_regular_file
 from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_image
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch, resize_to
@@ -87,11 +88,7 @@ def open_backend(
     formats carry theirs). A missing runtime raises
     :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
     name = os.fspath(path)
-    file = Path(name)
-    if not file.exists():
-        raise ModelError(f"{name}: model file not found")
-    if file.is_dir():
-        raise ModelError(f"{name}: is a directory, not a model file")
+    check_regular_file(name)
     kind = backend_for(name)
     if backend not in ("auto", kind):
         if backend not in BACKENDS:
@@ -239,6 +236,8 @@ class Detector:
         """Detect on an iterable of inputs for imaging pipelines: ``workers`` threads decode and
         preprocess ahead while the model runs; results come in input order; a bad input yields a
         :class:`Failure` (``.ok`` False, its ``InputError`` attached) and the stream goes on.
+        If ``images`` itself raises, the results of every item read before are yielded first,
+        then its exception propagates.
 
         Memory is bounded: at most ``2 * batch_size + workers`` inputs are in flight.
         """
@@ -248,16 +247,23 @@ class Detector:
             raise ValueError(f"workers must be >= 1, got {workers}")
         size = batch_size or self.batch_size
         items = iter(images)
+        error: Exception | None = None
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipad-decode") as pool:
             pending: deque = deque()
             window = 2 * size + workers
             while True:
-                while len(pending) < window:
-                    item = next(items, _END)
+                while error is None and len(pending) < window:
+                    try:
+                        item = next(items, _END)
+                    except Exception as exc:  # the caller's iterable failed: finish what it gave
+                        error = exc
+                        break
                     if item is _END:
                         break
                     pending.append(pool.submit(self._prepare, item))
                 if not pending:
+                    if error is not None:
+                        raise error
                     return
                 chunk = [pending.popleft().result() for _ in range(min(size, len(pending)))]
                 yield from self._run_with_failures(chunk)

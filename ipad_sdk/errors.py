@@ -22,3 +22,7 @@ class ModelError(IpadError, ValueError):
 
 class BackendUnavailable(IpadError, ImportError):
     """The runtime that a model file needs is not installed (e.g. torch for a bundle)."""
+
+
+class OutputError(IpadError):
+    """An output cannot be written: disk full, read-only folder, a file or folder in the way."""

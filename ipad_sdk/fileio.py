@@ -10,17 +10,47 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import ModelError
+
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+#: The longest file name (one path component) that Linux and macOS file systems take, in bytes.
+NAME_MAX = 255
+_TEMP_EXTRA = len("..") + 12 + len(".tmp")  # what temp_path_beside adds around a name
+
+
+def fit_name(name: str, suffix: str = "", limit: int = NAME_MAX) -> str:
+    """``name + suffix`` if it fits in ``limit`` bytes (as the file system stores it), else
+    ``name`` cut at a character boundary plus ``~`` and 16 hex digits of its SHA-256, then
+    ``suffix``: distinct names stay distinct, and the same name always gives the same result."""
+    if len(os.fsencode(name + suffix)) <= limit:
+        return name + suffix
+    tail = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}{suffix}"
+    budget, head = limit - len(os.fsencode(tail)), []
+    for char in name:
+        budget -= len(os.fsencode(char))
+        if budget < 0:
+            break
+        head.append(char)
+    return "".join(head) + tail
+
+
+def output_path(folder: Path, key: str, suffix: str) -> Path:
+    """Where the output of the input named ``key`` (a relative POSIX path) goes:
+    ``folder/<key><suffix>``, its file name shortened by :func:`fit_name` when too long."""
+    parent, _, name = key.rpartition("/")
+    return folder / parent / fit_name(name, suffix)
 
 
 def temp_path_beside(path: Path) -> Path:
     """A fresh hidden temporary name in ``path``'s folder (created, so it is reserved)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    name = fit_name(path.name, limit=NAME_MAX - _TEMP_EXTRA)
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = path.with_name(f".{name}.{secrets.token_hex(6)}.tmp")
         try:
             with open(tmp, "xb"):
                 return tmp
@@ -61,3 +91,23 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str = "model file") -> None:
+    """Raise :class:`ModelError` unless ``path`` is (a link to) a regular file: reading a FIFO or a
+    device would block or never end."""
+    name = os.fspath(path)
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise ModelError(f"{name}: {what} not found") from None
+    except OSError as exc:
+        raise ModelError(f"{name}: cannot open {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise ModelError(f"{name}: is {kind}, not a {what}")

@@ -4,7 +4,7 @@ Accepted inputs (one place for every backend):
 
 * a path (``str`` / ``os.PathLike``) or encoded bytes of any format Pillow reads; EXIF orientation
   is applied; animated files give their first frame;
-* a ``PIL.Image.Image`` (any mode: 1, L, P, RGB, RGBA, LA, CMYK, I;16, I, F, ...);
+* a ``PIL.Image.Image`` (any mode: 1, L, P, RGB, RGBA, RGBa, LA, La, CMYK, I;16, I, F, ...);
 * a numpy array ``HxW``, ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), dtype ``uint8``,
   ``uint16`` or floating point in ``[0, 1]``;
 * a torch tensor ``HxW``, ``1xHxW``, ``3xHxW`` or ``4xHxW`` (channels first, torchvision style),
@@ -218,6 +218,8 @@ def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         return _from_array(array, name, max_pixels, channels_last=True)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
+    if img.mode == "La":  # premultiplied: Pillow converts it to LA only (as it does RGBa to RGB)
+        img = img.convert("LA")
     try:
         rgb = img.convert("RGB")
     except (OSError, ValueError) as exc:

@@ -12,13 +12,16 @@ bundle's config with numpy + pillow installed only.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ModelError
-from .fileio import file_sha256
+from .fileio import check_regular_file, file_sha256
 
 FORMAT_NAME = "ipad-bundle"
 ONNX_FORMAT_NAME = "ipad-onnx"
@@ -45,6 +48,90 @@ ADAPTER_ACTIVATIONS = ("gelu", "relu", "quick_gelu")
 #: safetensors headers larger than this are rejected before they are read (a corrupt length field
 #: must not make us allocate gigabytes); real bundle headers are tens of kilobytes.
 _MAX_HEADER_BYTES = 64 * 2**20
+#: Limits of the metadata a model file may carry, far above any real model's: a config or engine
+#: sidecar (bytes), JSON nesting (real metadata nests 4 levels), class count, name and text lengths,
+#: network sizes.
+MAX_METADATA_BYTES = 2**20
+MAX_JSON_DEPTH = 16
+MAX_CLASSES = 256
+MAX_NAME_CHARS = 128
+MAX_TEXT_CHARS = 65536
+MAX_IMAGE_SIZE = 8192
+MAX_LAYERS = 256
+MAX_WIDTH = 65536
+
+
+def parse_json(text: str | bytes, source: str, what: str, invalid: str | None = None) -> Any:
+    """``text`` (the ``what`` of ``source``) parsed as JSON of at most :data:`MAX_JSON_DEPTH`
+    levels; anything else is a :class:`ModelError` naming ``source`` and ``what`` (``invalid``:
+    its message when the text is not JSON)."""
+    too_deep = ModelError(f"{source}: {what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(text)
+    except RecursionError:  # far deeper than the limit
+        raise too_deep from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{source}: {invalid or f'{what} is not valid JSON: {exc}'}") from None
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _ in range(MAX_JSON_DEPTH):  # level: the containers one level further down
+        children = (x.values() if isinstance(x, dict) else x for x in level)
+        level = [v for values in children for v in values if isinstance(v, (dict, list))]
+    if level:
+        raise too_deep
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))  # fmt: skip
+
+
+def _is_text(limit: int, empty: bool = True) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and (empty or v != "") and len(v) <= limit
+
+
+def _is_list(item: Callable[[Any], bool], low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: (isinstance(v, (list, tuple)) and low <= len(v) <= high
+                      and all(item(x) for x in v))  # fmt: skip
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+#: The JSON type of every config field: a check and what it expects (ranges and consistency
+#: between fields are checked by :meth:`ModelConfig.validate`).
+_FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "backbone": (_is_text(MAX_NAME_CHARS), f"a string of at most {MAX_NAME_CHARS} characters"),
+    "clip_config": (_is_object, "an object"),
+    "image_size": (_is_int, "an integer"),
+    "feature_layers": (_is_list(_is_int, 1, MAX_LAYERS), "a list of integers"),
+    "n_adapt": (_is_int, "an integer"),
+    "beta": (_is_number, "a finite number"),
+    "tau": (_is_number, "a finite number"),
+    "adapter_act": (_is_text(MAX_NAME_CHARS), "a string"),
+    "classes": (
+        _is_list(_is_text(MAX_NAME_CHARS, empty=False), 2, MAX_CLASSES),
+        f"a list of 2 to {MAX_CLASSES} non-empty strings of at most {MAX_NAME_CHARS} characters",
+    ),
+    "mean": (_is_list(_is_number, 3, 3), "a list of 3 finite numbers"),
+    "std": (_is_list(_is_number, 3, 3), "a list of 3 finite numbers"),
+    "image_threshold": (_is_number, "a finite number"),
+    "pixel_threshold": (_is_number, "a finite number"),
+    "trained": (lambda v: isinstance(v, bool), "true or false"),
+    "description": (_is_text(MAX_TEXT_CHARS), f"a string of at most {MAX_TEXT_CHARS} characters"),
+    "extra": (_is_object, "an object"),
+    "format_version": (_is_int, "an integer"),
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def default_feature_layers(depth: int, count: int = 4) -> tuple[int, ...]:
@@ -125,16 +212,27 @@ class ModelConfig:
                 f"format version {self.format_version} is newer than this SDK supports "
                 f"({FORMAT_VERSION}); upgrade ipad-sdk"
             )
+        if self.format_version < 1:
+            fail(f"format_version {self.format_version} must be >= 1")
         vc = self.clip_config.get("vision_cfg") if isinstance(self.clip_config, dict) else None
         if not isinstance(vc, dict) or "embed_dim" not in self.clip_config:
             fail("clip_config needs 'embed_dim' and 'vision_cfg'")
-        for key in ("layers", "width", "patch_size"):
-            if not isinstance(vc.get(key), int) or vc[key] <= 0:
-                fail(f"clip_config.vision_cfg.{key} must be a positive int, got {vc.get(key)!r}")
-        if self.clip_config.get("stem", "patch") not in ("patch", "conv"):
-            fail(f"clip_config.stem must be 'patch' or 'conv', got {self.clip_config['stem']!r}")
-        if self.image_size <= 0 or self.image_size % self.patch_size:
-            fail(f"image_size {self.image_size} is not a multiple of patch size {self.patch_size}")
+        sizes = {"embed_dim": (self.clip_config["embed_dim"], MAX_WIDTH)} | {
+            f"vision_cfg.{key}": (vc.get(key), limit)
+            for key, limit in (("layers", MAX_LAYERS), ("width", MAX_WIDTH),
+                               ("patch_size", MAX_IMAGE_SIZE))
+        }  # fmt: skip
+        for key, (value, limit) in sizes.items():
+            if not _is_int(value) or not 0 < value <= limit:
+                fail(f"clip_config.{key} must be an integer in 1..{limit}, got {_short(value)}")
+        stem = self.clip_config.get("stem", "patch")
+        if stem not in ("patch", "conv"):
+            fail(f"clip_config.stem must be 'patch' or 'conv', got {_short(stem)}")
+        if not 0 < self.image_size <= MAX_IMAGE_SIZE or self.image_size % self.patch_size:
+            fail(
+                f"image_size {self.image_size} is not a multiple of patch size {self.patch_size} "
+                f"in 1..{MAX_IMAGE_SIZE}"
+            )
         if vc.get("image_size") not in (None, self.image_size):
             fail(f"vision_cfg.image_size {vc.get('image_size')} != image_size {self.image_size}")
         if (
@@ -176,6 +274,12 @@ class ModelConfig:
             raise ModelError(
                 f"{source}: unknown model config keys {unknown} (written by a newer ipad-sdk?)"
             )
+        for key, value in data.items():
+            check, expected = _FIELD_TYPES[key]
+            if not check(value):
+                raise ModelError(
+                    f"{source}: invalid model config: {key} must be {expected}, got {_short(value)}"
+                )
         kwargs = dict(data)
         for key in ("feature_layers", "classes", "mean", "std"):
             if key in kwargs:
@@ -188,11 +292,12 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model config") -> ModelConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{source}: model config is not valid JSON: {exc}") from None
-        return cls.from_dict(data, source)
+        if not isinstance(text, str) or len(text) > MAX_METADATA_BYTES:
+            raise ModelError(
+                f"{source}: {CONFIG_KEY} must be a JSON string of at most {MAX_METADATA_BYTES} "
+                f"characters, got {type(text).__name__} {_short(text)}"
+            )
+        return cls.from_dict(parse_json(text, source, "model config"), source)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes`` applied and validated."""
@@ -240,7 +345,7 @@ def read_exported_metadata(
             f"{meta.get(FORMAT_KEY)!r}); export one with export/export_onnx.py"
         )
     version = meta.get("format_version", "")
-    if not version.isdigit() or int(version) > FORMAT_VERSION:
+    if not re.fullmatch("[0-9]{1,6}", version) or not 1 <= int(version) <= FORMAT_VERSION:
         raise ModelError(
             f"{source}: format version {version!r} is not supported by this ipad-sdk "
             f"(reads <= {FORMAT_VERSION}); upgrade ipad-sdk or re-export"
@@ -266,23 +371,34 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
     sidecar's (truncated, corrupt, or rebuilt without its sidecar) is a :class:`ModelError`.
     """
     name, sidecar = os.fspath(plan), engine_sidecar_path(plan)
-    if not os.path.isfile(name):
-        raise ModelError(f"{name}: engine file not found")
+    check_regular_file(name, "engine file")
+    if os.path.lexists(sidecar):
+        check_regular_file(sidecar, "metadata sidecar")
     try:
-        with open(sidecar, encoding="utf-8") as fh:
-            meta = json.load(fh)
+        with open(sidecar, "rb") as fh:
+            raw = fh.read(MAX_METADATA_BYTES + 1)
     except FileNotFoundError:
         raise ModelError(
             f"{name}: its metadata sidecar {sidecar} is missing; keep the .json written by "
             "export/build_trt.py beside the plan (or rebuild the engine)"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise ModelError(f"{sidecar}: unreadable engine metadata: {exc}") from None
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ModelError(f"{sidecar}: engine metadata larger than {MAX_METADATA_BYTES} bytes")
+    meta = parse_json(raw, sidecar, "engine metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("tensorrt"), dict):
         raise ModelError(f"{sidecar}: not an ipad-sdk engine sidecar (no 'tensorrt' object)")
     flat = {k: v for k, v in meta.items() if isinstance(v, str)}
     config, _ = read_exported_metadata(flat, sidecar, ENGINE_FORMAT_NAME)
     info = meta["tensorrt"]
+    if not _is_int(info.get("plan_bytes")) or info["plan_bytes"] < 0:
+        raise ModelError(
+            f"{sidecar}: tensorrt.plan_bytes must be an integer >= 0, "
+            f"got {_short(info.get('plan_bytes'))}"
+        )
+    if not isinstance(info.get("plan_sha256"), str):
+        raise ModelError(f"{sidecar}: tensorrt.plan_sha256 must be a string")
     size = os.path.getsize(name)
     if size != info.get("plan_bytes"):
         raise ModelError(
@@ -304,6 +420,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     keeps ``ipad info`` and config checks free of the torch/safetensors dependencies.
     """
     name = os.fspath(path)
+    check_regular_file(name)
     try:
         size = os.path.getsize(name)
         with open(name, "rb") as fh:
@@ -317,14 +434,10 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "another format)"
                 )
             raw = fh.read(header_len)
-    except FileNotFoundError:
-        raise ModelError(f"{name}: model file not found") from None
-    except IsADirectoryError:
-        raise ModelError(f"{name}: is a directory, not a model file") from None
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelError(f"{name}: not a model bundle (safetensors header is not JSON)") from None
+    except OSError as exc:  # removed or replaced since the check
+        raise ModelError(f"{name}: cannot read model file: {exc.strerror or exc}") from None
+    header = parse_json(raw, name, "safetensors header",
+                        invalid="not a model bundle (safetensors header is not JSON)")  # fmt: skip
     if not isinstance(header, dict):
         raise ModelError(f"{name}: not a model bundle (safetensors header is not an object)")
     return header
@@ -333,7 +446,12 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 def read_bundle_config(path: str | os.PathLike[str]) -> ModelConfig:
     """Read and validate the :class:`ModelConfig` stored in a bundle's header."""
     name = os.fspath(path)
-    meta = read_safetensors_header(name).get("__metadata__") or {}
+    meta = read_safetensors_header(name).get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelError(
+            f"{name}: not a model bundle (safetensors __metadata__ must map names to strings, "
+            f"got {_short(meta)})"
+        )
     if meta.get(FORMAT_KEY) != FORMAT_NAME or CONFIG_KEY not in meta:
         raise ModelError(
             f"{name}: a safetensors file but not an ipad-sdk model bundle "

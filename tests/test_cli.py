@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -21,6 +22,7 @@ from PIL import Image
 from ipad_sdk import Detector, __version__
 from ipad_sdk.batch import JOURNAL_NAME, ResumeError, discover, output_keys, run_batch
 from ipad_sdk.cli import main
+from ipad_sdk.fileio import NAME_MAX, fit_name
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
 
@@ -186,6 +188,23 @@ def test_detect_csv_records_failures(image_dir, tiny_bundle, tmp_path, capsys):
     assert bad[0]["error_type"] == "InputError"
     assert str(image_dir["bad"]) in bad[0]["error"]
     assert bad[0]["label"] == ""
+
+
+def test_csv_cells_that_spreadsheets_would_run_are_escaped(tiny_bundle, tmp_path, monkeypatch):
+    names = ["=HYPERLINK(x).png", "+cmd.png", "-a.png", "@a.png", "\tb.png", "ok.png"]
+    for i, name in enumerate(names):
+        Image.fromarray(_image(20, 24, i)).save(tmp_path / name, format="PNG")
+    (tmp_path / "=bad.png").write_bytes(b"not an image")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["detect", "-m", str(tiny_bundle), "-o", str(out), "--format", "csv",
+                 "--device", "cpu", "-q", "--", *names, "=bad.png"])  # fmt: skip
+    assert code == 1
+    with open(out / "results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["source"] for r in rows] == [f"'{n}" for n in names[:-1]] + ["ok.png", "'=bad.png"]
+    assert rows[-1]["error"].startswith("'=bad.png: ")
+    assert rows[0]["label"] in CLASSES  # other cells as they were
 
 
 def test_detect_to_stdout(image_dir, tiny_bundle, capsys):
@@ -357,6 +376,49 @@ def test_info_on_foreign_safetensors_is_error(tmp_path, capsys):
     assert "not an ipad-sdk model bundle" in captured.err
 
 
+@pytest.fixture
+def fail_if_blocked():
+    """Turn a read that blocks (a FIFO with no writer) into a test failure after 30 s."""
+    import signal
+
+    def blocked(*_: object) -> None:
+        raise TimeoutError("blocked opening the model file")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("m.safetensors", "named pipe (FIFO)"), ("m.plan", "named pipe (FIFO)"),
+     ("m.onnx", "character device"), ("m.plan", "character device")],
+)  # fmt: skip
+def test_only_regular_files_are_opened_as_models(image_dir, tmp_path, capsys, fail_if_blocked,
+                                                 name, kind):  # fmt: skip
+    model = tmp_path / name
+    if kind.startswith("named pipe"):
+        os.mkfifo(model)
+    else:
+        model.symlink_to("/dev/zero")
+    for args in (["info", str(model)], ["detect", str(image_dir["root"]), "-m", str(model), "-q"]):
+        assert main(args) == 2
+        assert f"{model}: is a {kind}, not a model file" in capsys.readouterr().err
+
+
+def test_a_fifo_engine_sidecar_is_refused(tmp_path, fail_if_blocked):
+    from ipad_sdk.errors import ModelError
+    from ipad_sdk.metadata import read_engine_metadata
+
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"plan")
+    os.mkfifo(f"{plan}.json")
+    with pytest.raises(ModelError, match="m.plan.json: is a named pipe"):
+        read_engine_metadata(plan)
+
+
 # -- create-bundle ----------------------------------------------------------------------------
 
 
@@ -396,6 +458,16 @@ def test_create_bundle(tmp_path, capsys):
     assert result.image_size == (30, 45)
     assert main(["info", str(first)]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["backbone"] == "IPAD-Tiny-ViT-16"
+
+
+def test_create_bundle_refuses_a_pickle_checkpoint_clearly(tmp_path, capsys):
+    checkpoint = tmp_path / "clip.pt"
+    torch.save({"state_dict": {}, "args": argparse.Namespace(lr=1)}, checkpoint)
+    out = tmp_path / "m.safetensors"
+    assert main(["create-bundle", str(out), "--pretrained", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert f"{checkpoint}: refused: this checkpoint holds pickled Python objects" in err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_create_bundle_same_seed_is_byte_identical(tmp_path, capsys):
@@ -483,6 +555,127 @@ def test_discover_same_file_two_spellings(tmp_path, monkeypatch):
     files = discover(["d", str(root)])
     keys = output_keys(files)
     assert len(set(keys)) == len(keys)
+
+
+def test_out_folder_inside_an_input_folder_is_never_an_input(image_dir, tiny_bundle, tmp_path):
+    root = image_dir["root"]
+    out = root / "results"
+    args = ["detect", str(root), "-m", str(tiny_bundle), "-o", str(out), "--save-masks",
+            "--save-overlays", "--device", "cpu", "-q"]  # fmt: skip
+    for _ in range(2):  # the second run finds the first run's masks and overlays in the folder
+        assert main(args) == 1
+        records = _read_jsonl(out / "results.jsonl")
+        assert [r["source"] for r in records] == [str(p) for p in image_dir["order"]]
+    assert discover([root], exclude=out) == image_dir["order"]
+    assert discover([out / "masks"], exclude=out) == []
+
+
+# -- output-side failures -----------------------------------------------------------------------
+
+
+def _detect_args(root: Path, bundle: Path, out: Path, *extra: str) -> list[str]:
+    return ["detect", str(root), "-m", str(bundle), "-o", str(out), "--save-masks",
+            "--device", "cpu", "-q", *extra]  # fmt: skip
+
+
+def test_out_that_is_a_file_is_a_clear_error(image_dir, tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_text("keep me")
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out)) == 2
+    assert f"{out}: the output folder is a file" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+def test_a_folder_in_the_way_of_one_output_fails_that_file_only(image_dir, tiny_bundle, tmp_path):
+    out = tmp_path / "out"
+    blocker = out / "masks" / "a.png.png"
+    (blocker / "x").mkdir(parents=True)
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out)) == 1
+    records = {r["source"]: r for r in _read_jsonl(out / "results.jsonl")}
+    blocked = records[str(image_dir["root"] / "a.png")]
+    assert blocked["error_type"] == "OutputError" and str(blocker) in blocked["error"]
+    assert "mask" not in blocked
+    assert (out / records[str(image_dir["root"] / "b.jpg")]["mask"]).is_file()
+    assert _leftovers(out) == []
+
+
+def test_disk_full_stops_cleanly_and_resume_finishes(image_dir, tiny_bundle, tmp_path, capsys,
+                                                     monkeypatch):  # fmt: skip
+    import errno
+
+    import ipad_sdk.batch as batch
+
+    reference = tmp_path / "reference"
+    assert main(_detect_args(image_dir["root"], tiny_bundle, reference, "--batch-size", "2")) == 1
+    writes: list[Path] = []
+    real_write = batch.atomic_write_bytes
+
+    def disk_full_at_the_third_write(path: Path, data: bytes) -> Path:
+        writes.append(path)
+        if len(writes) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(batch, "atomic_write_bytes", disk_full_at_the_third_write)
+    out = tmp_path / "out"
+    assert main(_detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2")) == 2
+    err = capsys.readouterr().err
+    assert f"{writes[2]}: cannot write output: No space left on device" in err
+    assert not (out / "results.jsonl").exists()
+    assert _leftovers(out) == [out / JOURNAL_NAME]
+    monkeypatch.setattr(batch, "atomic_write_bytes", real_write)
+    resumed = _detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2", "--resume")
+    assert main(resumed) == 1
+    assert _outputs(out) == _outputs(reference)
+
+
+# -- long file names ----------------------------------------------------------------------------
+
+
+def test_fit_name_shortens_without_collisions():
+    short = "photo.jpg"
+    assert fit_name(short, ".png") == "photo.jpg.png"
+    long_a, long_b = "写" * 84 + "a.jpg", "写" * 84 + "b.jpg"  # 257 bytes each, one prefix
+    fitted = {fit_name(n, ".png") for n in (long_a, long_b)}
+    assert len(fitted) == 2
+    for name in fitted:
+        assert len(name.encode()) <= NAME_MAX and name.endswith(".png")
+        assert name.startswith("写" * 10)
+    assert fit_name(long_a, ".png") == fit_name(long_a, ".png")  # the same name every run
+    assert len(fit_name("写" * 90, limit=100).encode()) <= 100  # cut at a character boundary
+
+
+@pytest.mark.parametrize("chars", [78, 83])  # the report's 234 bytes; 249 (name + .png > 255)
+def test_long_file_names_are_written_under_a_name_that_fits(tiny_bundle, tmp_path, chars, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    long = root / ("写" * chars + ".jpg")
+    long.write_bytes(_jpeg_bytes(_image(30, 40, 1)))
+    Image.fromarray(_image(20, 24, 2)).save(root / "a.png")
+    out = tmp_path / "out"
+    code = main(["detect", str(root), "-m", str(tiny_bundle), "-o", str(out), "--save-masks",
+                 "--save-overlays", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    records = _read_jsonl(out / "results.jsonl")
+    assert [r["source"] for r in records] == [str(root / "a.png"), str(long)]
+    for record in records:
+        for kind in ("mask", "overlay"):
+            written = out / record[kind]
+            assert written.is_file() and len(os.fsencode(written.name)) <= NAME_MAX
+    assert _leftovers(out) == []
+
+
+def test_ray_outputs_use_the_same_shortened_names(tiny_bundle, tmp_path):
+    from ipad_sdk.integrations.ray import write_outputs
+
+    files = [tmp_path / ("写" * 84 + ".png"), tmp_path / "a.png"]
+    rows = [{"source": str(f), "label": "clean", "score_clean": 1.0, "mask_png": b"png"}
+            for f in files]  # fmt: skip
+    write_outputs(rows, files, tmp_path / "out", "jsonl", ["clean"])
+    records = _read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert records[1]["mask"] == "masks/a.png.png"
+    assert records[0]["mask"] == "masks/" + fit_name(files[0].name, ".png")
+    assert (tmp_path / "out" / records[0]["mask"]).read_bytes() == b"png"
 
 
 def test_interrupted_run_leaves_no_results_file(image_dir, tiny_bundle, tmp_path):
@@ -589,6 +782,35 @@ def test_resume_refuses_another_runs_journal(image_dir, tiny_bundle, tmp_path):
     # without --resume the journal is simply started over
     assert run_batch(det, files, out, "jsonl").ok == 3
     assert not (out / JOURNAL_NAME).exists()
+
+
+def test_resume_refuses_another_model_at_the_same_path(image_dir, tiny_bundle, tmp_path, capsys):
+    from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, save_bundle
+
+    model = tmp_path / "model.safetensors"
+    shutil.copyfile(tiny_bundle, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(model, device="cpu", batch_size=2)
+    files = discover([image_dir["root"]])
+    out = tmp_path / "out"
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "jsonl", progress=stop)
+    save_bundle(build_ipad_clip(TINY_BACKBONE, seed=1, description="another model"), model)
+    code = main(["detect", str(image_dir["root"]), "-m", str(model), "-o", str(out), "--resume",
+                 "--batch-size", "2", "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "model_sha256" in err
+    assert not (out / "results.jsonl").exists()
+    assert len(_read_jsonl(out / JOURNAL_NAME)) == 1 + 2  # kept as it was
+    (out / JOURNAL_NAME).write_text("not json\n")
+    with pytest.raises(ResumeError, match="not a journal"):
+        run_batch(det, files, out, "jsonl", resume=True)
 
 
 def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):

@@ -508,6 +508,23 @@ def test_stream_keeps_order_reports_failures_and_bounds_lookahead(tiny_bundle, t
     assert list(det.stream([])) == []
 
 
+def test_stream_yields_what_was_read_before_the_input_iterable_raised(tiny_bundle):
+    det = _quiet_detector(tiny_bundle, device="cpu", batch_size=4)
+    rng = np.random.default_rng(6)
+    images = [rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8) for i in range(10)]
+
+    def source():
+        yield from images
+        raise OSError("camera disconnected")  # the 11th item
+
+    out = []
+    with pytest.raises(OSError, match="camera disconnected"):
+        for item in det.stream(source(), workers=2):
+            out.append(item)
+    assert [item.image_size for item in out] == [(20 + i, 30) for i in range(10)]
+    assert all(item.ok for item in out)
+
+
 def test_fp16_path_agrees_with_fp32(tiny_bundle, rgb_image):
     """The FP16 path (what CUDA runs by default; checked here on the CPU) stays within FP16 error
     of eager FP32 and gives the same labels; precision is refused for non-bundle models."""

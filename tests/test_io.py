@@ -254,6 +254,12 @@ def test_pil_mode_LA():
     np.testing.assert_array_equal(load_image(im), _gray3(la[:, :, 0]))
 
 
+def test_pil_mode_La_is_unpremultiplied_like_RGBa():
+    la = Image.new("La", (2, 1), (50, 128))
+    rgba = Image.new("RGBa", (2, 1), (50, 50, 50, 128))
+    np.testing.assert_array_equal(load_image(la), load_image(rgba))
+
+
 def test_pil_mode_CMYK():
     # With K = 0 the colour is 255 - C/M/Y; with C = M = Y = 0 it is 255 - K (no rounding).
     cmyk = np.array(
@@ -326,7 +332,9 @@ def test_pil_mode_F_bad_values_rejected(bad, word):
     _assert_input_error(excinfo, "PIL image F 4x3", word)
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "I;16", "I", "F"])
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "P", "RGB", "RGBA", "RGBa", "LA", "La", "CMYK", "I;16", "I", "F"]
+)
 def test_every_pil_mode_gives_contiguous_rgb_uint8(mode):
     _assert_rgb_u8(load_image(Image.new(mode, (5, 3))), 3, 5)
 
@@ -910,11 +918,16 @@ def test_zero_size_pil_image():
     _assert_input_error(excinfo, "PIL image RGB 0x0", "zero size")
 
 
-def test_unconvertible_pil_mode():
-    im = Image.new("La", (3, 2))
+def test_unconvertible_pil_mode(monkeypatch):
+    im = Image.new("HSV", (3, 2))
+
+    def unsupported(mode: str) -> Image.Image:
+        raise ValueError(f"conversion from HSV to {mode} not supported")
+
+    monkeypatch.setattr(im, "convert", unsupported)  # no mode Pillow has is left unconvertible
     with pytest.raises(InputError) as excinfo:
         load_image(im)
-    _assert_input_error(excinfo, "PIL image La 3x2")
+    _assert_input_error(excinfo, "PIL image HSV 3x2")
 
 
 def test_error_path_is_named_verbatim(tmp_path):

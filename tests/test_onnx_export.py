@@ -274,6 +274,18 @@ def test_metadata_that_disagrees_with_the_graph_is_refused(exports, tmp_path):
         OnnxBackend(newer, device="cpu")
 
 
+def test_class_names_that_do_not_match_the_graph_are_refused_at_load(exports, tmp_path):
+    proto = onnx.load(str(exports["fp32"]))
+    for entry in proto.metadata_props:
+        if entry.key == "ipad_config":
+            config = json.loads(entry.value)
+            entry.value = json.dumps(config | {"classes": ["clean", "ghosting", "flare"]})
+    three = tmp_path / "three.onnx"
+    onnx.save(proto, str(three))
+    with pytest.raises(ModelError, match="three.onnx: output 'class_probs' has 4 classes"):
+        OnnxBackend(three, device="cpu")
+
+
 def test_export_refuses_old_opsets(tiny_bundle, tmp_path):
     with pytest.raises(ValueError, match="opset"):
         ex.export_onnx(tiny_bundle, tmp_path / "m.onnx", opset=13)

@@ -112,6 +112,13 @@ class OnnxBackend:
                 f"{name}: input is {kind} {shape}, but the metadata says {self.input_format} "
                 f"[B,3,{size},{size}]"
             )
+        classes = self.config.num_classes
+        for output in outputs:
+            if isinstance(output.shape[1], int) and output.shape[1] != classes:
+                raise ModelError(
+                    f"{name}: output {output.name!r} has {output.shape[1]} classes, but the "
+                    f"metadata names {classes} ({', '.join(self.config.classes)})"
+                )
         return shape[0] if isinstance(shape[0], int) else None
 
     def _warn_on_fallback(self, name: str, asked: Sequence[str | tuple[str, dict]]) -> None:

@@ -145,7 +145,7 @@ def write_outputs(
 ) -> None:
     """``results.<fmt>`` and ``masks/<key>.png`` under ``out`` like ``ipad detect``, atomically."""
     from ..batch import output_keys
-    from ..fileio import atomic_write, atomic_write_bytes
+    from ..fileio import atomic_write, atomic_write_bytes, output_path
 
     records = []
     for row, key in zip(rows, output_keys(files), strict=True):
@@ -153,8 +153,9 @@ def write_outputs(
         if "error" not in record:
             record["scores"] = {k: row[f"score_{k}"] for k in classes}
             if row.get("mask_png") is not None:
-                atomic_write_bytes(out / "masks" / f"{key}.png", row["mask_png"])
-                record["mask"] = f"masks/{key}.png"
+                mask_path = atomic_write_bytes(output_path(out / "masks", key, ".png"),
+                                               row["mask_png"])  # fmt: skip
+                record["mask"] = mask_path.relative_to(out).as_posix()
         records.append(record)
     if fmt == "parquet":
         import pyarrow as pa
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     args = parser.parse_args(argv)
     ray = _import_ray()
-    files = discover(args.paths)
+    files = discover(args.paths, exclude=args.out)
     ray.init(address=None if args.address == "local" else args.address,
              include_dashboard=False, log_to_driver=False)  # fmt: skip
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,11 @@ def create_clip(
             force_image_size=clip_config["vision_cfg"]["image_size"],
             force_quick_gelu=quick_gelu,
         )
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) refused an object
+        raise ModelError(
+            f"{pretrained}: refused: this checkpoint holds pickled Python objects besides weights, "
+            "and loading them could run code; save its state_dict or convert it to .safetensors"
+        ) from None
     except (RuntimeError, OSError, KeyError, ValueError) as exc:
         raise ModelError(f"{pretrained or name}: cannot build/load CLIP weights: {exc}") from exc
     check_vision_tower(model.visual, name)

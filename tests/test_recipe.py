@@ -1,0 +1,77 @@
+"""train/recipe.py wires fetch -> data -> training (resumed) -> export, stops at a failed step, and
+passes make_dataset arguments its parser accepts. The steps themselves are tested elsewhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from train import recipe  # noqa: E402
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"data": str(tmp_path / "data"), "out": str(tmp_path / "run")}))
+    return path
+
+
+def _record(monkeypatch, fetch_rc=0):
+    import export.export_onnx as export_onnx
+
+    calls = []
+
+    class FakeTrainer:
+        def __init__(self, cfg):
+            calls.append(("train-init", cfg.data))
+
+        def run(self, resume=False):
+            calls.append(("train", resume))
+
+    monkeypatch.setattr(
+        recipe.fetch_photos, "main", lambda a: calls.append(("fetch", a)) or fetch_rc
+    )
+    monkeypatch.setattr(recipe.make_dataset, "main", lambda a: calls.append(("data", a)) or 0)
+    monkeypatch.setattr(recipe.trainer, "Trainer", FakeTrainer)
+    monkeypatch.setattr(export_onnx, "main", lambda a: calls.append(("export", a)) or 0)
+    return calls
+
+
+def test_steps_run_in_order_and_training_resumes(monkeypatch, config, tmp_path, capsys):
+    calls = _record(monkeypatch)
+    assert recipe.main(["--config", str(config), "--clean", str(tmp_path / "nowhere"),
+                        "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
+    assert [c[0] for c in calls] == ["fetch", "data", "train-init", "train", "export"]
+    data_argv = calls[1][1]
+    assert data_argv[:2] == [
+        "--clean",
+        str(tmp_path / "photos"),
+    ]  # a missing extra folder is left out
+    assert data_argv.count("--clean") == 1
+    assert ("train", True) in calls
+    assert calls[4][1][0] == str(tmp_path / "run" / "model.safetensors")
+    assert "seconds" in capsys.readouterr().out
+
+
+def test_a_failed_fetch_stops_the_recipe(monkeypatch, config):
+    calls = _record(monkeypatch, fetch_rc=1)
+    assert recipe.main(["--config", str(config)]) == 1
+    assert [c[0] for c in calls] == ["fetch"]
+
+
+def test_dataset_arguments_are_accepted_by_make_dataset(monkeypatch, tmp_path):
+    argv = recipe.dataset_argv(["a", "b"], str(tmp_path / "d"), 2, "patterns")
+    seen = {}
+
+    def stop_at_photo_search(cleans):
+        seen["clean"] = cleans
+        raise SystemExit("stop")
+
+    monkeypatch.setattr(recipe.make_dataset, "find_all_photos", stop_at_photo_search)
+    with pytest.raises(SystemExit, match="stop"):  # parsed and validated up to the photo search
+        recipe.make_dataset.main(argv[:-2])
+    assert seen["clean"] == ("a", "b")
+    assert argv[argv.index("--size") + 1] == str(recipe.DATASET["size"])
