@@ -2,7 +2,8 @@
 from clean ones? If it can, the synthesis leaks a global cue (tone, noise, JPEG, size) that a model
 could learn instead of the artifacts. Target: AUROC <= 0.65.
 
-    python benchmarks/data_sanity.py DATASET [--out benchmarks/results] [--sheet]
+    python benchmarks/data_sanity.py DATASET [--split test] [--name NAME] [--out benchmarks/results]
+        [--sheet]
 
 Features per image (hand-crafted, global): 16-bin histograms per RGB channel, mean/std per channel,
 the radial power spectrum of the luminance in 12 log-spaced bands (centre 256x256 crop at native
@@ -11,8 +12,9 @@ coefficients), image width, height and aspect. Classifier: gradient-boosted tree
 cross-validation grouped by source photo (no photo in train and test folds). A large artifact
 (a flare lifting half the frame, a screen filling it) changes global statistics by itself, so the
 per-class figures are also given on the artifact images whose mask covers < 10 % of the frame: a
-global cue unrelated to the artifact would show there too. Writes
-``data_sanity.json`` and ``.md`` (and a per-type check sheet with ``--sheet``).
+global cue unrelated to the artifact would show there too. ``--split`` restricts it to one split
+(the baseline a model's figures on that split are compared with). Writes
+``data_sanity[_NAME].json`` and ``.md`` (and a per-type check sheet with ``--sheet``).
 """
 
 from __future__ import annotations
@@ -91,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--sheet", action="store_true", help="also write a per-type check sheet")
+    parser.add_argument("--split", help="only this split's images (default: all)")
+    parser.add_argument("--name", help="report name suffix (data_sanity_NAME.json)")
     args = parser.parse_args(argv)
-    records = read_manifest(args.dataset)
+    records = [r for r in read_manifest(args.dataset) if args.split in (None, r["split"])]
+    if not records:
+        parser.error(f"{args.dataset}: no images in split {args.split!r}")
     feats = np.stack([
         global_features(np.asarray(Image.open(args.dataset / r["image"]).convert("RGB")))
         for r in tqdm(records, unit="img", desc="features")
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     artifact = labels != "clean"
     result = {
         "dataset": str(args.dataset),
+        "split": args.split or "all",
         "images": len(records),
         "features": int(feats.shape[1]),
         "target_auroc_max": TARGET_AUROC,
@@ -125,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                 "images": int(subset.sum()),
             }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data_sanity.json").write_text(json.dumps(result, indent=2))
+    stem = "data_sanity" + (f"_{args.name}" if args.name else "")
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
     ok = lambda v: "ok" if v <= TARGET_AUROC else "ABOVE TARGET"  # noqa: E731
     lines = [
         "# Data sanity: global-statistics detector (should fail)",
         "",
-        f"Dataset `{args.dataset}`, {len(records)} images, {feats.shape[1]} global features, "
+        f"Dataset `{args.dataset}` (split {args.split or 'all'}), {len(records)} images, "
+        f"{feats.shape[1]} global features, "
         "gradient-boosted trees, 5-fold CV grouped by source photo. Target AUROC <= "
         f"{TARGET_AUROC}.",
         "",
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         for cls, value in result[key].items():
             lines.append(f"| {what.format(cls)} | {value['images']} | {value['auroc']:.3f} | "
                          f"{ok(value['auroc'])} |")  # fmt: skip
-    (args.out / "data_sanity.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.sheet:
         from train.preview import contact_sheet

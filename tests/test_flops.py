@@ -23,13 +23,15 @@ def _counted(model, size: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("backbone", "size", "n_adapt"),
-    [(TINY_BACKBONE, 64, 6), (TINY_BACKBONE, 96, 2), ("IPAD-Small-ViT-16", 64, 0)],
-)
-def test_matches_pytorch_flop_counter(backbone, size, n_adapt):
+    ("backbone", "size", "n_adapt", "stem"),
+    [(TINY_BACKBONE, 64, 6, "patch"), (TINY_BACKBONE, 96, 2, "patch"),
+     ("IPAD-Small-ViT-16", 64, 0, "patch"), (TINY_BACKBONE, 96, 2, "conv"),
+     ("IPAD-Small-ViT-16", 64, 6, "conv")],
+)  # fmt: skip
+def test_matches_pytorch_flop_counter(backbone, size, n_adapt, stem):
     from ipad_sdk.model.mixed_precision import InferenceGraph
 
-    model = build_ipad_clip(backbone, image_size=size, n_adapt=n_adapt)
+    model = build_ipad_clip(backbone, image_size=size, n_adapt=n_adapt, stem=stem)
     analytic = ipad_flops(model.config)
     assert analytic["total"] == sum(v for k, v in analytic.items() if k != "total")
     # the fused attention kernel is invisible to the counter: everything else is counted

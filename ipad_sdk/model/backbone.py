@@ -76,6 +76,14 @@ def check_vision_tower(visual: Any, name: str) -> None:
         raise ModelError(f"{name}: ViTs with attentional pooling or no projection are unsupported")
 
 
+def conv_stem_channels(width: int, patch_size: int) -> list[int]:
+    """Output channels of the stride-2 convs of :func:`conv_stem` (doubling up to ``width``)."""
+    steps = patch_size.bit_length() - 1
+    if patch_size != 1 << steps or steps < 1:
+        raise ModelError(f"conv stem needs a power-of-two patch size, got {patch_size}")
+    return [max(16, width >> (steps - 1 - step)) for step in range(steps)]
+
+
 def conv_stem(width: int, patch_size: int) -> Any:
     """Early convolutions (Xiao et al., "Early Convolutions Help Transformers See Better", 2021):
     ``log2(patch_size)`` stride-2 3x3 conv + BatchNorm + ReLU layers, channels doubling up to
@@ -83,13 +91,9 @@ def conv_stem(width: int, patch_size: int) -> Any:
     patchify conv it replaces; BatchNorm folds into the convs at export."""
     from torch import nn
 
-    steps = patch_size.bit_length() - 1
-    if patch_size != 1 << steps or steps < 1:
-        raise ModelError(f"conv stem needs a power-of-two patch size, got {patch_size}")
     layers: list[nn.Module] = []
     channels_in = 3
-    for step in range(steps):
-        channels = max(16, width >> (steps - 1 - step))
+    for channels in conv_stem_channels(width, patch_size):
         layers += [
             nn.Conv2d(channels_in, channels, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(channels),
