@@ -225,6 +225,39 @@ def test_model_card_is_built_from_the_run_and_reports(tiny_data, tmp_path):
     assert f"{(run / 'model.safetensors').stat().st_size:,}" in card
     for name in ("ghosting", "flare", "moire"):
         assert f"| {name} | {report['per_class'][name]['images']} |" in card
+    assert "Measured on real captures" not in card  # only with --real
+
+
+def test_model_card_tables_real_captures_and_the_global_baseline(tiny_data, tmp_path):
+    from benchmarks.accuracy import evaluate
+    from train import model_card
+
+    run = tmp_path / "run"
+    Trainer(_config(tiny_data, run)).run()
+    report = evaluate(str(run / "model.safetensors"), tiny_data, "test", eval_size=0)
+    acc, real, sanity = tmp_path / "acc.json", tmp_path / "real.json", tmp_path / "sanity.json"
+    acc.write_text(json.dumps(report))
+    fig = {"images": 4, "clean": 6, "model_auroc": 0.8125, "global_classifier_auroc": 0.5,
+           "best_single_cue": {"cue": "brightness", "auroc": 0.625}}  # fmt: skip
+    real.write_text(json.dumps({
+        "model": "m.onnx", "data": "real-dev", "images": 10, "clean_flagged": 0.1,
+        "counts": {"clean": 6, "flare": 2, "moire": 1, "ghosting": 1},
+        "artifact_vs_clean": fig,
+        "per_class": {"flare": fig | {"images": 2, "caught": 0.5}},
+    }))  # fmt: skip
+    sanity.write_text(json.dumps({"split": "test", "images": 9, "auroc_artifact_vs_clean": 0.5}))
+    out = tmp_path / "CARD.md"
+    argv = ["--run", str(run), "--files", str(run / "model.safetensors"), "--accuracy", str(acc),
+            "--real", str(real), "--sanity", str(sanity), "--out", str(out)]  # fmt: skip
+    assert model_card.main(argv) == 0
+    card = out.read_text()
+    assert "## Measured on real captures" in card
+    assert ("| `m.onnx` | any artifact vs clean | 4 vs 6 | **0.812** | 0.625 (brightness) | "
+            "0.500 | 10.0 % of clean flagged |") in card  # fmt: skip
+    assert "| `m.onnx` | flare vs clean | 2 vs 6 | **0.812** |" in card
+    assert "50.0 % labelled flare" in card
+    gap = 100 * (report["image"]["auroc"] - 0.5)
+    assert f"model is {gap:.1f} points above it" in card
 
 
 def test_training_report_tables_every_stage(tiny_data, tmp_path):
