@@ -882,3 +882,17 @@ def test_repeated_ctrl_c_exits_quietly_with_130(tiny_bundle, tmp_path):
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert stderr.count("interrupted") <= 1, stderr
     assert not (out / "results.jsonl").exists()
+
+
+def test_discover_follows_symlinked_folders_once(tmp_path):
+    photos, other = tmp_path / "photos", tmp_path / "elsewhere"
+    (photos / "sub").mkdir(parents=True)
+    other.mkdir()
+    for path in (photos / "a.png", photos / "sub" / "b.png", other / "c.png"):
+        path.write_bytes(b"x")
+    (photos / "linked").symlink_to(other, target_is_directory=True)
+    (photos / "sub" / "loop").symlink_to(photos, target_is_directory=True)  # back up: a loop
+    (photos / "again").symlink_to(photos / "sub", target_is_directory=True)  # a folder twice
+    files = discover([photos])
+    assert files == [photos / "a.png", photos / "again" / "b.png", photos / "linked" / "c.png"]
+    assert output_keys(files) == ["a.png", "again/b.png", "linked/c.png"]
