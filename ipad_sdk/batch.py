@@ -299,18 +299,31 @@ def run_batch(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
-        return _run_to_stdout(detector, files, fmt, progress)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+        try:
+            return _run_to_stdout(detector, files, fmt, progress)
+        except OSError as exc:  # inputs fail as InputErrors: this is the output side
+            raise output_error(exc, "<stdout>") from exc
+    check_out_dir(out_dir)
     try:
         return _run_to_folder(detector, files, out_dir, fmt, save_masks, save_overlays, progress,
                               resume)  # fmt: skip
-    except OSError as exc:  # inputs fail as InputErrors: this is the output side
-        where = exc.filename2 or exc.filename or out_dir
-        raise OutputError(
-            f"{where}: cannot write output: {exc.strerror or exc}; the finished files are kept "
-            "(fix the cause, then resume)"
+    except OSError as exc:
+        raise output_error(
+            exc, out_dir, "; the finished files are kept (fix the cause, then resume)"
         ) from exc
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that is a file before any work is done."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+
+
+def output_error(exc: OSError, default: str | os.PathLike[str], advice: str = "") -> OutputError:
+    """``exc``, raised while writing outputs, as an :class:`~ipad_sdk.errors.OutputError` naming
+    the path it concerns (``default`` when it names none), then ``advice``."""
+    where = exc.filename2 or exc.filename or default
+    return OutputError(f"{where}: cannot write output: {exc.strerror or exc}{advice}")
 
 
 def _run_to_folder(
@@ -418,16 +431,27 @@ def _save_outputs(
     renders = {"mask": (save_masks, lambda: Image.fromarray(result.mask.astype(np.uint8) * 255)),
                "overlay": (save_overlays, lambda: result.overlay(rgb))}  # fmt: skip
     for kind, (wanted, render) in renders.items():
-        if not wanted:
-            continue
-        path = output_path(out_dir / f"{kind}s", key, ".png")
-        try:
-            atomic_write_bytes(path, png_bytes(render()))
-        except OSError as exc:
-            if exc.errno not in _ONE_FILE_ERRNOS:
-                raise
-            where = exc.filename2 or exc.filename or path
-            return record | {"error_type": "OutputError",
-                             "error": f"{where}: cannot write {kind}: {exc.strerror}"}  # fmt: skip
-        record[kind] = path.relative_to(out_dir).as_posix()
+        if wanted:
+            record |= write_output(out_dir, kind, key, lambda r=render: png_bytes(r()))
+            if "error" in record:
+                break
     return record
+
+
+def write_output(out_dir: Path, kind: str, key: str, data: Callable[[], bytes]) -> dict[str, str]:
+    """Write the ``kind`` output (``mask``, ``overlay``) of the input ``key`` atomically as
+    ``out_dir/<kind>s/<key>.png``: the record field naming it (relative to ``out_dir``), or, where
+    a file or folder is in the way of this one name, the ``error_type``/``error`` fields of an
+    ``OutputError`` record. Any other write error (disk full, read-only, ...) raises ``OSError``."""
+    path = output_path(out_dir / f"{kind}s", key, ".png")
+    try:
+        atomic_write_bytes(path, data())
+    except OSError as exc:
+        if exc.errno not in _ONE_FILE_ERRNOS:
+            raise
+        where = exc.filename2 or exc.filename or path
+        return {
+            "error_type": "OutputError",
+            "error": f"{where}: cannot write {kind}: {exc.strerror}",
+        }
+    return {kind: path.relative_to(out_dir).as_posix()}

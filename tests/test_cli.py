@@ -896,3 +896,17 @@ def test_discover_follows_symlinked_folders_once(tmp_path):
     files = discover([photos])
     assert files == [photos / "a.png", photos / "again" / "b.png", photos / "linked" / "c.png"]
     assert output_keys(files) == ["a.png", "again/b.png", "linked/c.png"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_records_to_a_full_stdout_are_an_output_error(image_dir, tiny_bundle, fmt):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ipad_sdk.cli", "detect", str(image_dir["root"]), "--model",
+             str(tiny_bundle), "--device", "cpu", "--format", fmt],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "ipad detect: error: <stdout>: cannot write output: No space left" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
