@@ -47,30 +47,43 @@ def discover(
     paths: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
 ) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image files below it (by suffix, sorted, hidden entries skipped; the folder ``exclude``, the
-    output folder, is never searched). A file reached twice (also through another spelling of its
-    path) is kept once, at its first place."""
+    image files below it (see :func:`_image_files`; the folder ``exclude``, the output folder, is
+    never searched). A file reached twice (also through another spelling of its path or a
+    symlinked folder) is kept once, at its first place."""
     skip = Path(exclude).resolve() if exclude is not None else None
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                if skip is not None and Path(root).resolve().is_relative_to(skip):
-                    dirs[:] = []
-                    continue
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(
-                    Path(root, f)
-                    for f in sorted(files)
-                    if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
-                )
+            found.extend(_image_files(path, skip))
         else:
             found.append(path)  # a missing file becomes a recorded failure, not a crash
     unique: dict[Path, Path] = {}
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
+    """Image files below ``folder`` by suffix, sorted, hidden entries skipped, not below ``skip``.
+    Symlinked folders are followed, each real folder searched once (a link back up, a loop, ends
+    there)."""
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            info = os.stat(root)
+        except OSError:  # removed since it was listed
+            dirs[:] = []
+            continue
+        where = (info.st_dev, info.st_ino)
+        if where in seen or (skip is not None and Path(root).resolve().is_relative_to(skip)):
+            dirs[:] = []
+            continue
+        seen.add(where)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                yield Path(root, name)
 
 
 def output_keys(files: Sequence[Path]) -> list[str]:
@@ -286,18 +299,31 @@ def run_batch(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output folder")
     if out_dir is None:
-        return _run_to_stdout(detector, files, fmt, progress)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+        try:
+            return _run_to_stdout(detector, files, fmt, progress)
+        except OSError as exc:  # inputs fail as InputErrors: this is the output side
+            raise output_error(exc, "<stdout>") from exc
+    check_out_dir(out_dir)
     try:
         return _run_to_folder(detector, files, out_dir, fmt, save_masks, save_overlays, progress,
                               resume)  # fmt: skip
-    except OSError as exc:  # inputs fail as InputErrors: this is the output side
-        where = exc.filename2 or exc.filename or out_dir
-        raise OutputError(
-            f"{where}: cannot write output: {exc.strerror or exc}; the finished files are kept "
-            "(fix the cause, then resume)"
+    except OSError as exc:
+        raise output_error(
+            exc, out_dir, "; the finished files are kept (fix the cause, then resume)"
         ) from exc
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that is a file before any work is done."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: the output folder is a file; name a folder")
+
+
+def output_error(exc: OSError, default: str | os.PathLike[str], advice: str = "") -> OutputError:
+    """``exc``, raised while writing outputs, as an :class:`~ipad_sdk.errors.OutputError` naming
+    the path it concerns (``default`` when it names none), then ``advice``."""
+    where = exc.filename2 or exc.filename or default
+    return OutputError(f"{where}: cannot write output: {exc.strerror or exc}{advice}")
 
 
 def _run_to_folder(
@@ -405,16 +431,27 @@ def _save_outputs(
     renders = {"mask": (save_masks, lambda: Image.fromarray(result.mask.astype(np.uint8) * 255)),
                "overlay": (save_overlays, lambda: result.overlay(rgb))}  # fmt: skip
     for kind, (wanted, render) in renders.items():
-        if not wanted:
-            continue
-        path = output_path(out_dir / f"{kind}s", key, ".png")
-        try:
-            atomic_write_bytes(path, png_bytes(render()))
-        except OSError as exc:
-            if exc.errno not in _ONE_FILE_ERRNOS:
-                raise
-            where = exc.filename2 or exc.filename or path
-            return record | {"error_type": "OutputError",
-                             "error": f"{where}: cannot write {kind}: {exc.strerror}"}  # fmt: skip
-        record[kind] = path.relative_to(out_dir).as_posix()
+        if wanted:
+            record |= write_output(out_dir, kind, key, lambda r=render: png_bytes(r()))
+            if "error" in record:
+                break
     return record
+
+
+def write_output(out_dir: Path, kind: str, key: str, data: Callable[[], bytes]) -> dict[str, str]:
+    """Write the ``kind`` output (``mask``, ``overlay``) of the input ``key`` atomically as
+    ``out_dir/<kind>s/<key>.png``: the record field naming it (relative to ``out_dir``), or, where
+    a file or folder is in the way of this one name, the ``error_type``/``error`` fields of an
+    ``OutputError`` record. Any other write error (disk full, read-only, ...) raises ``OSError``."""
+    path = output_path(out_dir / f"{kind}s", key, ".png")
+    try:
+        atomic_write_bytes(path, data())
+    except OSError as exc:
+        if exc.errno not in _ONE_FILE_ERRNOS:
+            raise
+        where = exc.filename2 or exc.filename or path
+        return {
+            "error_type": "OutputError",
+            "error": f"{where}: cannot write {kind}: {exc.strerror}",
+        }
+    return {kind: path.relative_to(out_dir).as_posix()}

@@ -2,7 +2,8 @@
 
 Exit codes: 0 every input succeeded; 1 some inputs failed (each is recorded with its error);
 2 usage, model or output error (bad arguments, missing/corrupt model, missing runtime, an output
-that cannot be written).
+that cannot be written); 130 interrupted (Ctrl-C stops the command, which cleans up; a second Ctrl-C
+exits at once, quietly, with the same code: outputs are written atomically, so nothing is torn).
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from ._version import __version__
 from .errors import BackendUnavailable, IpadError, ModelError
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(IpadError):
@@ -187,9 +191,36 @@ def _cmd_create_bundle(args: argparse.Namespace) -> int:
 _COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "create-bundle": _cmd_create_bundle}
 
 
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    """The first Ctrl-C: stop the command (``KeyboardInterrupt``); the next ones exit at once."""
+    signal.signal(signal.SIGINT, _exit_interrupted)
+    raise KeyboardInterrupt
+
+
+def _exit_interrupted(signum: int, frame: Any) -> NoReturn:
+    """A second Ctrl-C during the cleanup of the first: leave now, quietly."""
+    os._exit(EXIT_INTERRUPTED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ipad`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupt) if in_main_thread else None
+    try:
+        code = _run(args)
+    except KeyboardInterrupt:
+        # ignored from here on: interpreter shutdown resets Python handlers, and a Ctrl-C during
+        # its thread joins would print a traceback or die of the signal instead of exiting 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"ipad {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return _COMMANDS[args.command](args)
     except IpadError as exc:  # model, runtime and usage errors; input errors are per file
@@ -198,9 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ipad info m | head`
         sys.stderr.close()
         return EXIT_OK
-    except KeyboardInterrupt:
-        print(f"ipad {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

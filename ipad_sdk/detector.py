@@ -215,11 +215,22 @@ class Detector:
 
         Memory is bounded: each image is decoded, preprocessed to the network size and dropped
         before the next is read, so a batch holds ``batch_size`` network inputs plus at most one
-        decoded image (itself capped by ``max_pixels``), whatever the input sizes.
+        decoded image (itself capped by ``max_pixels``), whatever the input sizes. If ``images``
+        itself raises, the results of every item read before are yielded first, then its
+        exception propagates (as in :meth:`stream`).
         """
         size = batch_size or self.batch_size
         chunk: list[_Prepared] = []
-        for image in images:
+        items = iter(images)
+        while True:
+            try:
+                image = next(items)
+            except StopIteration:
+                break
+            except Exception:  # the caller's iterable failed: finish what it gave, then raise
+                if chunk:
+                    yield from self._run(chunk)
+                raise
             prepared = self._prepare(image)
             if isinstance(prepared, Failure):
                 raise prepared.error

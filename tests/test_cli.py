@@ -849,3 +849,64 @@ def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):
     want, got = _outputs(tmp_path / "ref"), _outputs(out)
     assert [k for k in got if k.startswith(".") or ".tmp" in k] == []
     assert got == want
+
+
+def test_repeated_ctrl_c_exits_quietly_with_130(tiny_bundle, tmp_path):
+    """SIGINT, then more every 5 ms until the process ends (the second lands during the cleanup,
+    the return or the interpreter's shutdown): always exit code 130, no traceback."""
+    import signal
+    import subprocess
+    import time
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(40):
+        Image.fromarray(_image(48, 64, i)).save(images / f"{i:03d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ipad_sdk.cli", "detect", str(images), "--model", str(tiny_bundle),
+         "--device", "cpu", "--batch-size", "1", "--save-masks", "-q", "--out", str(out)],
+        env=os.environ | {"OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    journal = out / JOURNAL_NAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        journal.exists() and len(journal.read_text().splitlines()) > 2
+    ):
+        time.sleep(0.02)
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+    stderr = proc.stderr.read()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert stderr.count("interrupted") <= 1, stderr
+    assert not (out / "results.jsonl").exists()
+
+
+def test_discover_follows_symlinked_folders_once(tmp_path):
+    photos, other = tmp_path / "photos", tmp_path / "elsewhere"
+    (photos / "sub").mkdir(parents=True)
+    other.mkdir()
+    for path in (photos / "a.png", photos / "sub" / "b.png", other / "c.png"):
+        path.write_bytes(b"x")
+    (photos / "linked").symlink_to(other, target_is_directory=True)
+    (photos / "sub" / "loop").symlink_to(photos, target_is_directory=True)  # back up: a loop
+    (photos / "again").symlink_to(photos / "sub", target_is_directory=True)  # a folder twice
+    files = discover([photos])
+    assert files == [photos / "a.png", photos / "again" / "b.png", photos / "linked" / "c.png"]
+    assert output_keys(files) == ["a.png", "again/b.png", "linked/c.png"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_records_to_a_full_stdout_are_an_output_error(image_dir, tiny_bundle, fmt):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ipad_sdk.cli", "detect", str(image_dir["root"]), "--model",
+             str(tiny_bundle), "--device", "cpu", "--format", fmt],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "ipad detect: error: <stdout>: cannot write output: No space left" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr

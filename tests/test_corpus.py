@@ -73,11 +73,12 @@ def image_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def model_corpus(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Model cases built from the tiny bundle, its ONNX export and (if possible) an SM86 plan."""
+    """Model and metadata cases built from the tiny bundle, its ONNX export and (if possible) an
+    SM86 plan."""
     pytest.importorskip("onnxslim")
     sources = mc.sources_from_bundle(tiny_bundle, tmp_path_factory.mktemp("sources"))
     root = tmp_path_factory.mktemp("model_corpus")
-    mc.build_cases(mc.model_cases(), root, sources)
+    mc.build_cases([*mc.model_cases(), *mc.metadata_cases()], root, sources)
     return root
 
 

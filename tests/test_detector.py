@@ -508,7 +508,8 @@ def test_stream_keeps_order_reports_failures_and_bounds_lookahead(tiny_bundle, t
     assert list(det.stream([])) == []
 
 
-def test_stream_yields_what_was_read_before_the_input_iterable_raised(tiny_bundle):
+@pytest.mark.parametrize("api", ["stream", "iter_detect"])
+def test_what_was_read_before_the_input_iterable_raised_is_yielded(tiny_bundle, api):
     det = _quiet_detector(tiny_bundle, device="cpu", batch_size=4)
     rng = np.random.default_rng(6)
     images = [rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8) for i in range(10)]
@@ -519,7 +520,7 @@ def test_stream_yields_what_was_read_before_the_input_iterable_raised(tiny_bundl
 
     out = []
     with pytest.raises(OSError, match="camera disconnected"):
-        for item in det.stream(source(), workers=2):
+        for item in getattr(det, api)(source()):
             out.append(item)
     assert [item.image_size for item in out] == [(20 + i, 30) for i in range(10)]
     assert all(item.ok for item in out)

@@ -1,10 +1,12 @@
 """Property tests with a bounded, derandomised budget: random and mutated encoded images and random
 arrays give an RGB uint8 array (equal to an independent expectation where one exists) or an
-InputError naming the input, within 2 s; the detector's outputs keep their invariants."""
+InputError naming the input, within 2 s; the detector's outputs keep their invariants; any JSON in
+any model config field is a valid config or a ModelError naming the source and the field."""
 
 from __future__ import annotations
 
 import io
+import json
 import time
 import warnings
 
@@ -15,8 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from ipad_sdk.errors import InputError
+from ipad_sdk.errors import InputError, ModelError
 from ipad_sdk.io import describe, load_image
+from ipad_sdk.metadata import ModelConfig
 from tests.corpus import make_corpus as mc
 
 #: No warning may escape load_image: under `python -W error` it would be a non-InputError crash.
@@ -188,3 +191,35 @@ def test_detect_on_fuzzed_valid_images(detector, height, width, seed, form):
 def test_seeds_are_real_images():
     for data in SEEDS.values():
         Image.open(io.BytesIO(data)).verify()
+
+
+# -- model metadata --------------------------------------------------------------------------------
+BASE_CONFIG = ModelConfig(
+    backbone="x",
+    clip_config={"embed_dim": 8, "vision_cfg": {"layers": 4, "width": 16, "patch_size": 16}},
+    image_size=32,
+    feature_layers=(1, 2, 3, 4),
+    n_adapt=2,
+).to_dict()
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(mc._FIELD_KINDS)), JSON_VALUES)
+def test_any_json_in_any_config_field(key: str, value: object):
+    """A valid config that round-trips, or a ModelError naming the source and the field."""
+    try:
+        config = ModelConfig.from_json(json.dumps(BASE_CONFIG | {key: value}), source="cfg.json")
+    except ModelError as exc:
+        assert str(exc).startswith("cfg.json: "), str(exc)
+        assert key in str(exc) or key.replace("_", " ") in str(exc) or key == "clip_config", str(
+            exc
+        )
+        return
+    assert ModelConfig.from_json(config.to_json()) == config

@@ -17,7 +17,11 @@ torch = pytest.importorskip("torch")
 
 from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
-from ipad_sdk.backends.onnx_backend import OnnxBackend, choose_providers  # noqa: E402
+from ipad_sdk.backends.onnx_backend import (  # noqa: E402
+    OnnxBackend,
+    choose_providers,
+    graph_precision,
+)
 from ipad_sdk.metadata import ModelConfig, read_bundle_config  # noqa: E402
 from ipad_sdk.model import load_bundle  # noqa: E402
 from ipad_sdk.preprocess import preprocess_batch  # noqa: E402
@@ -272,6 +276,34 @@ def test_metadata_that_disagrees_with_the_graph_is_refused(exports, tmp_path):
     onnx.save(proto, str(newer))
     with pytest.raises(ModelError, match="format version '99'"):
         OnnxBackend(newer, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("key", "claimed", "weights"),
+    [("fp16", "fp32", "fp16"), ("fp32", "fp16", "fp32"), ("int8", "fp32", "int8"),
+     ("u8", "int8", "fp32")],
+)  # fmt: skip
+def test_a_precision_the_weights_contradict_is_refused_at_load(
+    exports, tmp_path, key, claimed, weights
+):
+    proto = onnx.load(str(exports[key]))
+    for entry in proto.metadata_props:
+        if entry.key == "precision":
+            entry.value = claimed
+    relabelled = tmp_path / f"{key}-as-{claimed}.onnx"
+    onnx.save(proto, str(relabelled))
+    with pytest.raises(
+        ModelError,
+        match=f"{key}-as-{claimed}.onnx: metadata 'precision' is '{claimed}', but the graph's "
+        f"weights are {weights}",
+    ):
+        OnnxBackend(relabelled, device="cpu")
+
+
+@pytest.mark.parametrize("key", ["fp32", "fp16", "u8", "b2", "int8"])
+def test_graph_precision_of_every_export(exports, key):
+    precision = {p.key: p.value for p in onnx.load(str(exports[key])).metadata_props}["precision"]
+    assert graph_precision(str(exports[key])) == precision
 
 
 def test_class_names_that_do_not_match_the_graph_are_refused_at_load(exports, tmp_path):

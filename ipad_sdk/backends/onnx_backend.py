@@ -4,14 +4,21 @@ Execution providers are tried in the order TensorRT -> CUDA -> CPU among those i
 given). ``onnxruntime-gpu`` lists GPU providers even where they cannot load and then silently runs
 on the CPU, so the providers the session really got are compared with those asked for and a
 fallback is warned about loudly. GPU providers use IOBinding (outputs copied back once per batch).
+
+The metadata's ``precision`` is checked against the graph at load. ONNX Runtime exposes no weight
+types, and the graph's inputs and outputs are the same for every precision (float32 or uint8 in,
+float32 out), so the element types of the graph's initializers (weights) are read from the file's
+protobuf wire format directly (no ``onnx`` package needed; only the few bytes before each weight's
+data are visited): INT8 weights mean ``int8``, else FP16 weights mean ``fp16``, else ``fp32``.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +30,11 @@ log = logging.getLogger(__name__)
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
 _ORT_TYPES = {"float": "tensor(float)", "uint8": "tensor(uint8)"}
+#: ONNX ``TensorProto.DataType`` codes that tell the precisions apart, and the protobuf field
+#: numbers leading to them: ``ModelProto.graph`` -> ``GraphProto.initializer`` ->
+#: ``TensorProto.data_type``.
+_UINT8, _INT8, _FLOAT16 = 2, 3, 10
+_GRAPH, _INITIALIZER, _DATA_TYPE = 7, 5, 2
 
 
 def _import_ort():
@@ -50,6 +62,57 @@ def choose_providers(device: str, available: Sequence[str]) -> list[str | tuple[
             f"(available: {list(available)}); install 'ipad-sdk[gpu]'"
         )
     return [*gpu, CPU_PROVIDER]
+
+
+def _varint(data: mmap.mmap, pos: int) -> tuple[int, int]:
+    """The protobuf varint at ``pos`` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: mmap.mmap, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """``(field number, value, end)`` of each field of the protobuf message ``data[start:end]``:
+    for a length-delimited field ``value`` is where its payload starts and ``end`` where it ends;
+    for a varint, ``value`` is the number."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            yield number, value, pos
+        elif wire == 2:
+            length, begin = _varint(data, pos)
+            pos = begin + length
+            yield number, begin, pos
+        elif wire in (1, 5):  # fixed 64 / 32 bits
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire} at byte {pos}")
+    if pos != end:
+        raise ValueError(f"protobuf field overruns its message at byte {end}")
+
+
+def graph_precision(path: str) -> str:
+    """``int8``, ``fp16`` or ``fp32``: the precision of the ONNX graph in ``path``, from the
+    element types of its initializers (see the module docstring)."""
+    types: set[int] = set()
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for number, begin, end in _fields(data, 0, len(data)):
+            if number != _GRAPH:
+                continue
+            for field, start, stop in _fields(data, begin, end):
+                if field == _INITIALIZER:
+                    types |= {v for n, v, _ in _fields(data, start, stop) if n == _DATA_TYPE}
+    if types & {_INT8, _UINT8}:
+        return "int8"
+    return "fp16" if _FLOAT16 in types else "fp32"
 
 
 class OnnxBackend:
@@ -82,6 +145,7 @@ class OnnxBackend:
             session.get_modelmeta().custom_metadata_map, name, ONNX_FORMAT_NAME
         )
         self.input_format = self.metadata["input_format"]
+        self._check_precision(name)
         if self.metadata["precision"] == "fp16" and session.get_providers() == [CPU_PROVIDER]:
             # ORT's CPU graph optimiser has crashed (segfault) on FP16 transformer graphs at
             # ORT_ENABLE_ALL (../docs/platform-notes.md); EXTENDED keeps the fusions that matter.
@@ -94,6 +158,18 @@ class OnnxBackend:
         options_used = session.get_provider_options().get(self.providers[0], {})
         self._device_id = int(options_used.get("device_id", 0))
         self._warn_on_fallback(name, asked)
+
+    def _check_precision(self, name: str) -> None:
+        """Refuse a ``precision`` field that the graph's weights contradict."""
+        try:
+            found = graph_precision(name)
+        except (OSError, ValueError, IndexError) as exc:  # ORT read it; a file changed since
+            raise ModelError(f"{name}: cannot read the graph's weight types: {exc}") from None
+        if found != self.metadata["precision"]:
+            raise ModelError(
+                f"{name}: metadata 'precision' is {self.metadata['precision']!r}, but the graph's "
+                f"weights are {found}"
+            )
 
     def _check_io(self, name: str) -> int | None:
         """Validate names, dtypes and shapes against the metadata; the fixed batch size or None."""

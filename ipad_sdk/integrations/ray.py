@@ -15,7 +15,8 @@ actors). A bad input becomes an error row (``error_type``, ``error`` naming the 
 failed job. On 2-CPU machines give actors fractional CPUs (``num_cpus=0.5``): whole-CPU actors can
 starve Ray's own read tasks and stall the job.
 
-Command line (the same outputs as ``ipad detect``)::
+Command line (the same outputs and output-error handling as ``ipad detect``: exit 2 with a message
+naming the path)::
 
     python -m ipad_sdk.integrations.ray PATHS... --out DIR [--model M] [--address local|auto|URL]
         [--actors 2] [--batch-size 8] [--format jsonl|parquet] [--save-masks]
@@ -27,6 +28,7 @@ import argparse
 import io
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from ..detector import Detector
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, IpadError
 from ..io import describe
 
 #: Columns of every output batch (Arrow needs the same ones, nullable, in every batch).
@@ -143,19 +145,33 @@ def detect_files(
 def write_outputs(
     rows: list[dict[str, Any]], files: Sequence[Path], out: Path, fmt: str, classes: Sequence[str]
 ) -> None:
-    """``results.<fmt>`` and ``masks/<key>.png`` under ``out`` like ``ipad detect``, atomically."""
-    from ..batch import output_keys
-    from ..fileio import atomic_write, atomic_write_bytes, output_path
+    """``results.<fmt>`` and ``masks/<key>.png`` under ``out`` like ``ipad detect``, atomically:
+    a file or folder in the way of one mask makes that row an ``OutputError`` record; any other
+    write error (disk full, read-only, ``out`` a file) raises
+    :class:`~ipad_sdk.errors.OutputError` naming the path."""
+    from ..batch import check_out_dir, output_error
 
+    check_out_dir(out)
+    try:
+        _write_outputs(rows, files, out, fmt, classes)
+    except OSError as exc:
+        raise output_error(exc, out) from exc
+
+
+def _write_outputs(
+    rows: list[dict[str, Any]], files: Sequence[Path], out: Path, fmt: str, classes: Sequence[str]
+) -> None:
+    from ..batch import output_keys, write_output
+    from ..fileio import atomic_write, atomic_write_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
     records = []
     for row, key in zip(rows, output_keys(files), strict=True):
         record = {k: row.get(k) for k in SCALAR_COLUMNS if row.get(k) is not None}
         if "error" not in record:
             record["scores"] = {k: row[f"score_{k}"] for k in classes}
             if row.get("mask_png") is not None:
-                mask_path = atomic_write_bytes(output_path(out / "masks", key, ".png"),
-                                               row["mask_png"])  # fmt: skip
-                record["mask"] = mask_path.relative_to(out).as_posix()
+                record |= write_output(out, "mask", key, lambda png=row["mask_png"]: png)
         records.append(record)
     if fmt == "parquet":
         import pyarrow as pa
@@ -174,8 +190,6 @@ def write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..batch import discover
-
     parser = argparse.ArgumentParser(description="ipad detect on a Ray cluster")
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--out", type=Path, required=True)
@@ -190,6 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except IpadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..batch import check_out_dir, discover
+
+    check_out_dir(args.out)  # before any work
     ray = _import_ray()
     files = discover(args.paths, exclude=args.out)
     ray.init(address=None if args.address == "local" else args.address,
@@ -200,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
     classes = [c[len("score_") :] for c in rows[0] if c.startswith("score_")] if rows else []
-    args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(rows, files, args.out, args.format, classes)
     failed = [r for r in rows if r.get("error")]
     print(f"{len(rows) - len(failed)}/{len(rows)} images ok, {len(failed)} failed -> {args.out}")

@@ -1703,8 +1703,203 @@ def _plan_cases() -> list[Case]:
     ]
 
 
+# -- metadata mutations: every config field by type, range and size, in every model format ---------
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+_WRONG_TYPES: dict[str, dict[str, Any]] = {  # JSON kind of a field -> values of other kinds
+    "int": {"string": "7", "null": None, "float": 7.5, "bool": True, "list": [7]},
+    "number": {"string": "0.5", "null": None, "bool": True, "list": [0.5]},
+    "text": {"number": 7, "null": None, "list": ["x"]},
+    "list": {"string": "abcd", "null": None, "number": 7, "object": {}},
+    "object": {"string": "x", "null": None, "list": [1]},
+    "bool": {"string": "no", "number": 1, "null": None},
+}
+_FIELD_KINDS = {
+    "backbone": "text", "clip_config": "object", "image_size": "int", "feature_layers": "list",
+    "n_adapt": "int", "beta": "number", "tau": "number", "adapter_act": "text",
+    "classes": "list", "mean": "list", "std": "list", "image_threshold": "number",
+    "pixel_threshold": "number", "trained": "bool", "description": "text", "extra": "object",
+    "format_version": "int",
+}  # fmt: skip
+#: Values of the right JSON type that are out of range or too large, by field.
+_BAD_VALUES: dict[str, dict[str, Any]] = {
+    "backbone": {"129-chars": "b" * 129},
+    "clip_config": {"empty": {}, "nested-200": _nested(200)},
+    "image_size": {"zero": 0, "negative": -64, "huge": 10**6, "not-patch-multiple": 70},
+    "feature_layers": {"empty": [], "zero": [0], "past-depth": [99], "decreasing": [2, 1],
+                       "257-items": list(range(1, 258))},
+    "n_adapt": {"negative": -1, "past-depth": 10**6},
+    "beta": {"negative": -0.5, "above-1": 1.5, "nan": float("nan"), "inf": float("inf")},
+    "tau": {"zero": 0, "negative": -1.0, "inf": float("inf")},
+    "adapter_act": {"unknown": "swish", "129-chars": "a" * 129},
+    "classes": {"one": ["clean"], "duplicate": ["clean", "clean"], "empty-name": ["clean", ""],
+                "int-names": [0, 1, 2, 3], "257-names": [f"c{i}" for i in range(257)],
+                "129-char-name": ["clean", "n" * 129]},
+    "mean": {"two": [0.5, 0.5], "four": [0.5] * 4, "strings": ["a", "b", "c"],
+             "nan": [float("nan")] * 3},
+    "std": {"zero": [0.0, 0.0, 0.0], "negative": [-1.0, 1.0, 1.0], "1000-items": [1.0] * 1000},
+    "image_threshold": {"negative": -0.1, "above-1": 1.1},
+    "pixel_threshold": {"negative": -0.1, "above-1": 1.1},
+    "description": {"65537-chars": "d" * 65537, "2-MiB": "d" * 2**21},
+    "extra": {"nested-200": _nested(200)},
+    "format_version": {"zero": 0, "negative": -1, "newer": 99},
+}  # fmt: skip
+_REQUIRED_FIELDS = ("backbone", "clip_config", "image_size", "feature_layers")
+
+
+def config_mutations() -> list[tuple[str, str, Callable[[dict[str, Any]], None]]]:
+    """``(name, pattern its error must match, edit of the config dict)`` for every config field
+    mutated by JSON type, by range and by size, and for every required field removed."""
+
+    def setter(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda config: config.__setitem__(key, value)
+
+    out = []
+    for key, kind in _FIELD_KINDS.items():
+        named = key.replace("_", "[_ ]") + "|ipad_config must be a JSON string|nested deeper"
+        for label, value in (_WRONG_TYPES[kind] | _BAD_VALUES.get(key, {})).items():
+            out.append((f"{key}-{label}", named, setter(key, value)))
+    for key in _REQUIRED_FIELDS:
+        out.append((f"{key}-missing", f"incomplete model config.*{key}",
+                     lambda config, k=key: config.pop(k)))  # fmt: skip
+    return out
+
+
+def _edited_config(text: str, edit: Callable[[dict[str, Any]], None]) -> str:
+    config = json.loads(text)
+    edit(config)
+    return json.dumps(config)
+
+
+def _onnx_meta_edit(src: Sources, edit: Callable[[dict[str, str]], None]) -> bytes:
+    """The real ONNX export with its ``metadata_props`` (as a dict) changed by ``edit``."""
+    import onnx
+
+    proto = onnx.load(str(src.onnx))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    edit(meta)
+    del proto.metadata_props[:]
+    for key, value in sorted(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+#: metadata_props of an ONNX file are strings: their mutations are values, sizes and absences.
+_ONNX_PROPS: dict[str, dict[str, tuple[str | None, str]]] = {  # key -> label -> (value, match)
+    "precision": {"empty": ("", "bad precision"), "upper": ("FP32", "bad precision"),
+                  "fp16-on-fp32-graph": ("fp16", "'precision' is 'fp16', but the graph"),
+                  "100k-chars": ("p" * 10**5, "bad precision"), "missing": (None, "bad precision")},
+    "input_format": {"empty": ("", "bad precision/input_format"),
+                     "rgb": ("rgb", "bad precision/input_format"),
+                     "uint8-on-float-graph": ("uint8", "metadata says uint8"),
+                     "missing": (None, "bad precision/input_format")},
+    "format_version": {"empty": ("", "format version ''"), "zero": ("0", "format version '0'"),
+                       "negative": ("-1", "format version '-1'"),
+                       "float": ("1.0", "format version '1.0'"),
+                       "huge": ("9" * 30, "format version '9+'"),
+                       "missing": (None, "format version ''")},
+    "format": {"bundle": ("ipad-bundle", "not an ipad-sdk ipad-onnx file"),
+               "missing": (None, "not an ipad-sdk ipad-onnx file")},
+    "ipad_config": {"list": ("[]", "not a JSON object"), "null": ("null", "not a JSON object"),
+                    "string": ('"x"', "not a JSON object"), "number": ("7", "not a JSON object"),
+                    "deep": ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+                    "2-MiB": (" " * 2**21 + "{}", "ipad_config must be a JSON string"),
+                    "missing": (None, "not an ipad-sdk ipad-onnx file")},
+}  # fmt: skip
+
+
+def _set_prop(key: str, value: str | None) -> Callable[[dict[str, str]], None]:
+    return lambda meta: meta.pop(key) if value is None else meta.__setitem__(key, value)
+
+
+def _fake_plan_files(name: str, src: Sources, edit: Callable[[dict[str, Any]], None]) -> Files:
+    """A stand-in plan (bytes that no TensorRT reads) and a sidecar that records its size and hash
+    like ``export/build_trt.py``, edited by ``edit``: every sidecar check runs before TensorRT."""
+    import hashlib
+
+    from ipad_sdk.metadata import read_bundle_config
+
+    plan = b"not a real engine " * 8
+    meta: dict[str, Any] = {
+        "format": "ipad-engine", "ipad_config": read_bundle_config(src.bundle).to_json(),
+        "precision": "fp16", "input_format": "float", "format_version": "1",
+        "tensorrt": {"flavour": "tensorrt-rtx", "plan_bytes": len(plan),
+                     "plan_sha256": hashlib.sha256(plan).hexdigest()},
+    }  # fmt: skip
+    edit(meta)
+    return {name: plan, f"{name}.json": json.dumps(meta).encode()}
+
+
+#: Sidecar fields outside the config: label -> (edit, match).
+_SIDECAR_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "plan-bytes-string": (lambda m: m["tensorrt"].update(plan_bytes="144"),
+                          "tensorrt.plan_bytes must be an integer"),
+    "plan-bytes-null": (lambda m: m["tensorrt"].update(plan_bytes=None),
+                        "tensorrt.plan_bytes must be an integer"),
+    "plan-bytes-negative": (lambda m: m["tensorrt"].update(plan_bytes=-1),
+                            "tensorrt.plan_bytes must be an integer >= 0"),
+    "plan-bytes-float": (lambda m: m["tensorrt"].update(plan_bytes=144.0),
+                         "tensorrt.plan_bytes must be an integer"),
+    "plan-sha256-number": (lambda m: m["tensorrt"].update(plan_sha256=5),
+                           "tensorrt.plan_sha256 must be a string"),
+    "tensorrt-string": (lambda m: m.update(tensorrt="x"), "no 'tensorrt' object"),
+    "tensorrt-list": (lambda m: m.update(tensorrt=[]), "no 'tensorrt' object"),
+    "precision-number": (lambda m: m.update(precision=16), "bad precision"),
+    "format-version-number": (lambda m: m.update(format_version=1), "format version ''"),
+    "config-object": (lambda m: m.update(ipad_config={}), "not an ipad-sdk ipad-engine file"),
+    "sidecar-list": (lambda m: m.clear(), "no 'tensorrt' object"),
+    "deep": (lambda m: m.update(extra=_nested(100)), "nested deeper"),
+}  # fmt: skip
+
+
+def metadata_cases() -> list[Case]:
+    """Every config field mutated in a bundle, in an ONNX file's ``ipad_config`` and in an engine
+    sidecar; the ONNX ``metadata_props`` and the sidecar's own fields mutated too. Each must be a
+    ModelError naming the file and the field."""
+
+    def case(name: str, cls: str, file: str, files: Callable[[str, Sources], Files], match: str,
+             needs: str) -> Case:  # fmt: skip
+        return Case(name, cls, "error", match, kind="model", file=file,
+                    build=lambda n, s: (files(n, s), None), needs=needs)  # fmt: skip
+
+    cases = []
+    for name, match, edit in config_mutations():
+        bundle_edit = lambda h, e=edit: h["__metadata__"].update(  # noqa: E731
+            ipad_config=_edited_config(h["__metadata__"]["ipad_config"], e)
+        )
+        onnx_edit = lambda m, e=edit: m.update(  # noqa: E731
+            ipad_config=_edited_config(m["ipad_config"], e)
+        )
+        cases += [
+            case(f"meta-bundle-{name}", "meta-bundle", f"meta-{name}.safetensors",
+                 lambda n, s, e=bundle_edit: {n: _edit_safetensors(s.bundle.read_bytes(), e)},
+                 match, "torch"),
+            case(f"meta-onnx-{name}", "meta-onnx", f"meta-{name}.onnx",
+                 lambda n, s, e=onnx_edit: {n: _onnx_meta_edit(s, e)}, match, "onnx"),
+            case(f"meta-plan-{name}", "meta-plan-sidecar", f"meta-{name}.plan",
+                 lambda n, s, e=onnx_edit: _fake_plan_files(n, s, e), match, ""),
+        ]  # fmt: skip
+    for key, labels in _ONNX_PROPS.items():
+        for label, (value, match) in labels.items():
+            edit = _set_prop(key, value)
+            cases.append(case(f"meta-onnx-prop-{key}-{label}", "meta-onnx-props",
+                              f"prop-{key}-{label}.onnx",
+                              lambda n, s, e=edit: {n: _onnx_meta_edit(s, e)},
+                              match, "onnx"))  # fmt: skip
+    for label, (edit, match) in _SIDECAR_EDITS.items():
+        cases.append(case(f"meta-plan-{label}", "meta-plan-sidecar", f"sidecar-{label}.plan",
+                          lambda n, s, e=edit: _fake_plan_files(n, s, e), match, ""))  # fmt: skip
+    return cases
+
+
 def all_cases() -> list[Case]:
-    return [*image_cases(), *memory_cases(), *model_cases()]
+    return [*image_cases(), *memory_cases(), *model_cases(), *metadata_cases()]
 
 
 # -- building and evaluating -----------------------------------------------------------------------
