@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ipad_sdk import Detector
 from ipad_sdk.model import TINY_BACKBONE
@@ -378,3 +379,31 @@ def test_weight_decay_spares_norms_biases_embeddings_and_anchors(tiny_data, tmp_
 def test_unknown_anchor_mode_is_refused(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="anchors"):
         _config(tiny_data, tmp_path, anchors="text")
+
+
+def test_calibration_on_a_folder_of_clean_photos_sets_only_the_image_threshold(
+    tiny_bundle, tmp_path
+):
+    from train import calibrate as cal
+
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png"
+        )
+    out = tmp_path / "cal.safetensors"
+    assert cal.main([str(tiny_bundle), "--clean-images", str(folder), "--image-fpr", "0.25",
+                     "--out", str(out)]) == 0  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before, after = Detector(tiny_bundle), Detector(out)
+    scores = np.array([before.detect(p).artifact_score for p in sorted(folder.iterdir())])
+    assert after.config.image_threshold == pytest.approx(cal.threshold_at_fpr(scores, 0.25))
+    assert after.config.pixel_threshold == before.config.pixel_threshold
+    assert np.mean([after.detect(p).is_artifact for p in sorted(folder.iterdir())]) <= 0.25
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="no images"):
+        cal.calibrate_on_clean_images(tiny_bundle, empty, 0.1)

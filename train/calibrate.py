@@ -2,6 +2,11 @@
 
     python train/calibrate.py MODEL.safetensors --data DATASET [--split val] [--image-fpr 0.05]
         [--pixel-fpr 0.01] --out CALIBRATED.safetensors
+    python train/calibrate.py MODEL.safetensors --clean-images DIR [--image-fpr 0.1]
+        --out CALIBRATED.safetensors
+
+``--clean-images DIR`` sets only the image threshold, on a folder of clean photos (real captures,
+say), and keeps the model's pixel threshold (a folder has no masks).
 
 A quality gate is judged by its false alarms, so the thresholds are operating points on the clean
 data: ``image_threshold`` is the artifact score at which at most ``image_fpr`` of the clean
@@ -88,6 +93,28 @@ def calibrate(
     }  # fmt: skip
 
 
+def calibrate_on_clean_images(
+    model: str | os.PathLike[str], folder: Path, image_fpr: float, device: str = "cpu"
+) -> dict[str, Any]:
+    """The image threshold at ``image_fpr`` on a folder of clean photos (the model's pixel
+    threshold is kept), and the share of them it flags."""
+    from ipad_sdk.batch import discover
+
+    paths = [str(p) for p in discover([folder])]
+    if not paths:
+        raise SystemExit(f"calibrate: {folder}: no images")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        detector = Detector(model, device=device)
+    scores = np.asarray([res.artifact_score for res in detector.iter_detect(paths)])
+    image_t = threshold_at_fpr(scores, image_fpr)
+    return {
+        "split": f"clean photos in {folder}", "images": len(paths), "image_threshold": image_t,
+        "pixel_threshold": detector.config.pixel_threshold,
+        "clean_images_flagged": float((scores >= image_t).mean()),
+    }  # fmt: skip
+
+
 def write_calibrated(model: Path, out: Path, report: dict[str, Any]) -> Path:
     """Save ``model``'s weights with the calibrated thresholds in its config."""
     from ipad_sdk.model import load_bundle, save_bundle
@@ -102,13 +129,18 @@ def write_calibrated(model: Path, out: Path, report: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="model bundle (.safetensors)")
-    parser.add_argument("--data", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="dataset (manifest) to calibrate on")
+    source.add_argument("--clean-images", type=Path, help="folder of clean photos (image only)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--image-fpr", type=float, default=0.05)
     parser.add_argument("--pixel-fpr", type=float, default=0.01)
     parser.add_argument("--out", type=Path, required=True, help="calibrated bundle to write")
     args = parser.parse_args(argv)
-    report = calibrate(args.model, args.data, args.split, args.image_fpr, args.pixel_fpr)
+    if args.clean_images:
+        report = calibrate_on_clean_images(args.model, args.clean_images, args.image_fpr)
+    else:
+        report = calibrate(args.model, args.data, args.split, args.image_fpr, args.pixel_fpr)
     write_calibrated(args.model, args.out, report)
     print(json.dumps(report, indent=1))
     return 0
