@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,6 +141,45 @@ def test_build_errors_are_clear(onnx_files, tmp_path, tiny_bundle):
         bt.build_engine(tmp_path / "bad.onnx", tmp_path / "b.plan", sm="86", progress=False)
 
 
+def _full_tensorrt(version: str) -> SimpleNamespace:
+    """A stand-in for the ``tensorrt`` module of full TensorRT ``version``: only its version and,
+    before 11, the FP16 builder flag (TensorRT 11 removed it)."""
+    flags = {"FP16": 0, "OBEY_PRECISION_CONSTRAINTS": 1} if version.startswith("10.") else {}
+    return SimpleNamespace(__version__=version, BuilderFlag=SimpleNamespace(**flags))
+
+
+def test_build_routes_of_full_tensorrt_10_and_11():
+    trt10, trt11 = _full_tensorrt("10.16.0"), _full_tensorrt("11.4.0")
+    route = bt.build_route(trt10, "tensorrt", sm=None, fp16_flag=True, onnx_precision="fp32")
+    assert route == bt.Route(strongly_typed=False, precision="fp16")  # not the ONNX's "fp32"
+    for module in (trt10, trt11):
+        route = bt.build_route(module, "tensorrt", sm=None, fp16_flag=False, onnx_precision="fp16")
+        assert route == bt.Route(strongly_typed=True, precision="fp16")
+    with pytest.raises(bt.BuildError, match="TensorRT 11.4.0 removed BuilderFlag.FP16"):
+        bt.build_route(trt11, "tensorrt", sm=None, fp16_flag=True, onnx_precision="fp32")
+    with pytest.raises(bt.BuildError, match="9.3.0 is not supported: .* TensorRT 10 and 11"):
+        bt.build_route(_full_tensorrt("9.3.0"), "tensorrt", sm=None, fp16_flag=False,
+                       onnx_precision="fp16")  # fmt: skip
+
+
+def test_fp16_flag_on_tensorrt_11_is_a_clear_error(onnx_files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", _full_tensorrt("11.4.0"))
+    code = bt.main([str(onnx_files["fp32"]), "--out", str(tmp_path / "e.plan"), "--flavour",
+                    "full", "--fp16-flag", "--quiet"])  # fmt: skip
+    assert code == 2
+    assert "removed BuilderFlag.FP16" in capsys.readouterr().out
+    assert not (tmp_path / "e.plan").exists()
+
+
+def test_builder_config_asks_for_detailed_profiling(onnx_files):
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    route = bt.Route(strongly_typed=True, precision="fp16")
+    config = bt.builder_config(trt, builder, route, sm="86", size=64, batch=(1, 4, 8),
+                               workspace_gib=None)  # fmt: skip
+    assert config.profiling_verbosity == trt.ProfilingVerbosity.DETAILED
+    assert config.num_compute_capabilities == 1
+
+
 def test_build_script(onnx_files, tmp_path, capsys):
     code = bt.main([str(onnx_files["fp16"]), "--out", str(tmp_path / "e.plan"), "--sm", "86",
                     "--batch", "2", "--quiet"])  # fmt: skip
@@ -186,7 +227,7 @@ def test_broken_plans_and_sidecars_say_rebuild(engine, tmp_path):
         Detector(foreign)
     garbled = _copy(plan, tmp_path / "garbled.plan")
     Path(str(garbled) + ".json").write_text("{not json")
-    with pytest.raises(ModelError, match="unreadable engine metadata"):
+    with pytest.raises(ModelError, match="engine metadata is not valid JSON"):
         Detector(garbled)
 
 
