@@ -22,6 +22,7 @@ pytest.importorskip("cuda.bindings")
 from export import build_trt as bt  # noqa: E402
 from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
+from ipad_sdk.backends import trt_backend  # noqa: E402
 from ipad_sdk.backends.trt_backend import (  # noqa: E402
     TensorRTBackend,
     batch_chunks,
@@ -30,6 +31,7 @@ from ipad_sdk.backends.trt_backend import (  # noqa: E402
 )
 from ipad_sdk.errors import BackendUnavailable  # noqa: E402
 from ipad_sdk.metadata import read_bundle_config, read_engine_metadata  # noqa: E402
+from tests.fake_cudart import FakeCudart  # noqa: E402
 
 
 def _gpu_visible() -> bool:
@@ -231,6 +233,20 @@ def test_broken_plans_and_sidecars_say_rebuild(engine, tmp_path):
         Detector(garbled)
 
 
+@pytest.mark.parametrize(
+    ("sm", "fix"),
+    [((9, 0), "no SM90 target .* full TensorRT .* --flavour full"), ((8, 9), "--sm 89")],
+)
+def test_gpu_of_another_architecture_names_the_fix(engine, monkeypatch, sm, fix):
+    """An SM86 plan on an H100 (SM90, no TensorRT-for-RTX target) or an RTX 4090 (SM89)."""
+    plan, _ = engine
+    monkeypatch.setattr(trt_backend, "_import_cudart", lambda: FakeCudart(sm=sm))
+    with pytest.raises(
+        ModelError, match=f"built for SM86, but cuda:0 .* is SM{sm[0]}{sm[1]};.* {fix}"
+    ):
+        Detector(plan)
+
+
 def test_backend_choice(engine, tiny_bundle):
     plan, _ = engine
     with pytest.raises(ValueError, match="is a tensorrt model; backend='torch'"):
@@ -275,6 +291,8 @@ def test_engine_matches_onnx_runtime_on_a_gpu(tmp_path, onnx_files, rgb_image):
 
     props = runtime.cudaGetDeviceProperties(0)[1]
     sm = f"{props.major}{props.minor}"
+    if not hasattr(trt.ComputeCapability, f"SM{sm}"):  # e.g. Hopper: full TensorRT's territory
+        pytest.skip(f"TensorRT for RTX {trt.__version__} has no SM{sm} target")
     plan = tmp_path / "local.plan"
     bt.build_engine(onnx_files["fp16"], plan, sm=sm, batch=(1, 4, 8), progress=False)
     with warnings.catch_warnings():
