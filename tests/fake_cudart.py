@@ -14,6 +14,7 @@ from types import SimpleNamespace
 class cudaError_t(enum.IntEnum):  # noqa: N801 (cuda-python's name)
     cudaSuccess = 0
     cudaErrorInvalidValue = 1
+    cudaErrorInsufficientDriver = 35
 
 
 class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
@@ -25,20 +26,23 @@ _OK = cudaError_t.cudaSuccess
 
 
 class FakeCudart:
-    """``count`` GPUs of compute capability ``sm`` (major, minor)."""
+    """``count`` GPUs of compute capability ``sm`` (major, minor); ``error``: what
+    ``cudaGetDeviceCount`` fails with instead."""
 
     cudaError_t = cudaError_t
     cudaMemcpyKind = cudaMemcpyKind
 
-    def __init__(self, count: int = 1, sm: tuple[int, int] = (8, 6)) -> None:
-        self.count, self.sm = count, sm
+    def __init__(
+        self, count: int = 1, sm: tuple[int, int] = (8, 6), error: cudaError_t = _OK
+    ) -> None:
+        self.count, self.sm, self.error = count, sm, error
         self.live: dict[int, ctypes.Array] = {}
         self.freed: dict[int, ctypes.Array] = {}
         self.copy_devices: list[int] = []
         self._thread = threading.local()
 
     def cudaGetDeviceCount(self) -> tuple:  # noqa: N802
-        return _OK, self.count
+        return (self.error, self.count) if self.error == _OK else (self.error, None)
 
     def cudaSetDevice(self, index: int) -> tuple:  # noqa: N802
         self._thread.device = index

@@ -20,7 +20,7 @@ from benchmarks.trt_stand_in import (  # noqa: E402
 )
 from ipad_sdk import Detector  # noqa: E402
 from ipad_sdk.backends import trt_backend  # noqa: E402
-from ipad_sdk.errors import ModelError  # noqa: E402
+from ipad_sdk.errors import BackendUnavailable, ModelError  # noqa: E402
 from ipad_sdk.model import load_bundle  # noqa: E402
 from ipad_sdk.model.mixed_precision import InferenceGraph  # noqa: E402
 from tests.fake_cudart import FakeCudart  # noqa: E402
@@ -170,3 +170,16 @@ def test_rtx_engines_load_and_save_their_runtime_cache(graph, tiny_bundle, tmp_p
     backend.run(_batch(1))
     backend.close()
     assert cache_file.read_bytes() == b"compiled kernels"
+
+
+def test_an_old_driver_is_named_with_the_driver_needed(tiny_bundle, tmp_path, graph, monkeypatch):
+    from tests.fake_cudart import cudaError_t
+
+    fake = FakeCudart(error=cudaError_t.cudaErrorInsufficientDriver)
+    monkeypatch.setattr(trt_backend, "_import_cudart", lambda: fake)
+    monkeypatch.setattr(trt_backend, "_cuda_bindings_version", lambda: "13.4.4")
+    plan = write_stand_in_engine(tiny_bundle, tmp_path / "stand_in.plan", (1, 2, 4))
+    with stand_in_tensorrt(StandInTensorRT(graph, device="cpu")):
+        with pytest.raises(BackendUnavailable, match="no usable NVIDIA GPU here .* cuda-bindings "
+                           "13.4.4 needs: a CUDA 13 driver, >= 580"):  # fmt: skip
+            trt_backend.TensorRTBackend(plan)

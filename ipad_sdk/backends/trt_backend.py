@@ -1,5 +1,5 @@
 """TensorRT backend: runs an engine plan built by ``export/build_trt.py`` (TensorRT for RTX or full
-TensorRT >= 10), with buffers from cuda-python (no torch needed).
+TensorRT 10/11), with buffers from cuda-bindings (``cuda.bindings``; no torch needed).
 
 Before anything touches the GPU, the plan is checked against its sidecar (size, SHA-256, TensorRT
 flavour and version) and the GPU against the engine's target architecture, so a plan for another
@@ -42,6 +42,8 @@ _MODULES = {
 }
 _NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}
 RUNTIME_CACHE_SUFFIX = ".runtime_cache"
+#: Oldest NVIDIA driver for each CUDA major that cuda-bindings (and TensorRT builds) target.
+CUDA_DRIVER_MINIMUM = {12: "525", 13: "580"}
 
 
 def batch_chunks(n: int, max_batch: int) -> Iterator[slice]:
@@ -103,9 +105,29 @@ def _import_cudart() -> Any:
         from cuda.bindings import runtime
     except ImportError:
         raise BackendUnavailable(
-            "the TensorRT backend needs cuda-python: pip install 'ipad-sdk[trt]'"
+            "the TensorRT backend needs cuda-bindings: pip install 'ipad-sdk[trt]'"
         ) from None
     return runtime
+
+
+def _cuda_bindings_version() -> str:
+    from cuda import bindings
+
+    return bindings.__version__
+
+
+def _no_gpu_reason(rt: Any, err: Any) -> str:
+    """Why CUDA sees no GPU, with the driver cuda-bindings needs where the driver is too old."""
+    if err == rt.cudaError_t.cudaSuccess:
+        return "no CUDA device"
+    if err != rt.cudaError_t.cudaErrorInsufficientDriver:
+        return err.name
+    version = _cuda_bindings_version()
+    major = int(version.split(".")[0])
+    minimum = CUDA_DRIVER_MINIMUM.get(major, "?")
+    return (f"{err.name}: no NVIDIA driver, or one older than cuda-bindings {version} needs: a "
+            f"CUDA {major} driver, >= {minimum}; a CUDA 12 build of TensorRT pairs with "
+            "cuda-bindings 12.x (driver >= 525)")  # fmt: skip
 
 
 class _Cuda:
@@ -173,10 +195,10 @@ class TensorRTBackend:
         rt = cuda.rt
         err, count = rt.cudaGetDeviceCount()
         if err != rt.cudaError_t.cudaSuccess or count == 0:
-            reason = err.name if err != rt.cudaError_t.cudaSuccess else "no CUDA device"
             raise BackendUnavailable(
-                f"{name}: no usable NVIDIA GPU here ({reason}); a TensorRT engine runs only on "
-                "the GPU it was built for. Use the .onnx or .safetensors model on this machine"
+                f"{name}: no usable NVIDIA GPU here ({_no_gpu_reason(rt, err)}); a TensorRT "
+                "engine runs only on the GPU it was built for. Use the .onnx or .safetensors "
+                "model on this machine"
             )
         if index >= count:
             raise BackendUnavailable(f"{name}: cuda:{index} requested but {count} GPU(s) found")
