@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
+import re
 from typing import Any
 
 from ipad_sdk.metadata import ModelConfig
@@ -30,8 +31,31 @@ FP16_TENSOR_PEAK_TFLOPS: dict[str, float] = {
     "A100": 312.0,
     "L4": 121.0,
     "H100": 989.4,  # SXM
-    "H200": 989.4,
+    "H100 PCIe": 756.5,
+    "H100 NVL": 835.5,
+    "H200": 989.4,  # SXM
+    "H200 NVL": 835.5,
 }
+#: Dense FP32 peaks (CUDA cores, no TF32) in TFLOP/s: the roofline of eager FP32 rows.
+FP32_PEAK_TFLOPS: dict[str, float] = {
+    "RTX 3090": 35.6, "RTX 4090": 82.6, "A100": 19.5, "L4": 30.3, "H100": 66.9,
+    "H100 PCIe": 51.2, "H100 NVL": 60.0, "H200": 66.9, "H200 NVL": 60.0,
+}  # fmt: skip
+#: ``torch.cuda.get_device_name()`` patterns -> peak-table rows, most specific first.
+_CARD_NAMES = [
+    (r"H200 NVL", "H200 NVL"), (r"H200", "H200"), (r"H100 NVL", "H100 NVL"),
+    (r"H100 PCIe", "H100 PCIe"), (r"H100", "H100"), (r"RTX 3090", "RTX 3090"),
+    (r"RTX 4090", "RTX 4090"), (r"A100", "A100"), (r"\bL4\b", "L4"),
+]  # fmt: skip
+
+
+def card_of(device_name: str) -> str | None:
+    """The peak-table row of a GPU named as ``torch.cuda.get_device_name()`` does (e.g.
+    ``NVIDIA H100 80GB HBM3`` -> ``H100``, the SXM card); None for a card not in the tables."""
+    for pattern, card in _CARD_NAMES:
+        if re.search(pattern, device_name):
+            return card
+    return None
 
 
 def ipad_flops(config: ModelConfig) -> dict[str, float]:

@@ -4,14 +4,17 @@
         [--workspace-gib N] [--timing-cache FILE] [--flavour auto|rtx|full] [--fp16-flag]
 
 Works with TensorRT for RTX (``tensorrt_rtx``, pip-installable, builds ahead of time for a named GPU
-architecture without a GPU: ``--sm 86`` for an RTX 3090) and with full TensorRT >= 10
-(``tensorrt``, builds for the local GPU). Networks are strongly typed: the precision of every layer
-comes from the ONNX types, so the FP16 export gives FP16 matmuls with LayerNorm, Softmax, the L2
-normalisation and the cosine head in FP32. With full TensorRT, ``--fp16-flag`` instead builds the
-FP32 ONNX with the FP16 builder flag and pins those layers to FP32.
+architecture without a GPU: ``--sm 86`` for an RTX 3090) and with full TensorRT 10 and 11
+(``tensorrt``, builds for the local GPU; other majors are refused). Networks are strongly typed:
+the precision of every layer comes from the ONNX types, so the FP16 export gives FP16 matmuls with
+LayerNorm, Softmax, the L2 normalisation and the cosine head in FP32. With full TensorRT 10,
+``--fp16-flag`` instead builds the FP32 ONNX with the FP16 builder flag and pins those layers to
+FP32 (TensorRT 11 removed that flag: strongly typed is its only route). The sidecar's
+``precision`` is the engine's on every route.
 
 The batch is dynamic within one optimisation profile (``min:opt:max``); H and W are fixed by the
-model. Where a GPU can deserialise the plan, the built engine's layers (EngineInspector) go to
+model. Engines are built with detailed profiling verbosity; where a GPU can deserialise the plan,
+the built engine's layers (EngineInspector: per-layer precisions and kernels) go to
 ``<plan>.layers.json``; the sidecar always lists the network's layer output types. Full
 TensorRT loads and saves ``--timing-cache`` (TensorRT for RTX has none). The plan and its sidecar
 ``<plan>.json`` (the ONNX metadata plus TensorRT flavour/version, target SM, profile, I/O, the
@@ -34,6 +37,7 @@ import json
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,6 +52,7 @@ from ipad_sdk.metadata import (
 )
 
 FLAVOURS = {"rtx": ("tensorrt_rtx", "tensorrt-rtx"), "full": ("tensorrt", "tensorrt")}
+FULL_TENSORRT_MAJORS = (10, 11)
 
 
 class BuildError(RuntimeError):
@@ -68,6 +73,49 @@ def import_tensorrt(flavour: str = "auto") -> tuple[ModuleType, str]:
         "TensorRT from NVIDIA's package index (pip install tensorrt --extra-index-url "
         "https://pypi.nvidia.com)"
     )
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the network is built: strongly typed (precision from the ONNX types) or, on full
+    TensorRT 10 only, with the FP16 builder flag; ``precision`` is what the engine computes in."""
+
+    strongly_typed: bool
+    precision: str
+
+
+def build_route(
+    trt: ModuleType, label: str, *, sm: str | None, fp16_flag: bool, onnx_precision: str
+) -> Route:
+    """Check the requested build against the installed TensorRT and choose its route."""
+    if label == "tensorrt-rtx":
+        if fp16_flag:
+            raise BuildError(
+                "--fp16-flag needs full TensorRT 10: TensorRT for RTX is strongly typed"
+            )
+        if sm is None:
+            raise BuildError("TensorRT for RTX builds ahead of time: name the target, e.g. --sm 86")
+        if not hasattr(trt.ComputeCapability, f"SM{sm}"):
+            known = [c for c in trt.ComputeCapability.__members__ if c.startswith("SM")]
+            raise BuildError(
+                f"TensorRT for RTX {trt.__version__} cannot target SM{sm}; it knows {known}"
+            )
+        return Route(strongly_typed=True, precision=onnx_precision)
+    if sm is not None:
+        raise BuildError("--sm needs TensorRT for RTX; full TensorRT builds for the local GPU")
+    major = int(trt.__version__.split(".")[0])
+    if major not in FULL_TENSORRT_MAJORS:
+        raise BuildError(
+            f"TensorRT {trt.__version__} is not supported: build_trt.py supports full TensorRT "
+            f"{' and '.join(map(str, FULL_TENSORRT_MAJORS))} and TensorRT for RTX"
+        )
+    if fp16_flag and major >= 11:
+        raise BuildError(
+            f"--fp16-flag needs TensorRT 10: TensorRT {trt.__version__} removed BuilderFlag.FP16 "
+            "and per-layer precisions; build the FP16 ONNX (export_onnx.py --fp16) without "
+            "--fp16-flag (strongly typed)"
+        )
+    return Route(strongly_typed=not fp16_flag, precision="fp16" if fp16_flag else onnx_precision)
 
 
 def parse_batch(spec: str) -> tuple[int, int, int]:
@@ -209,6 +257,34 @@ def inspect_engine(trt: ModuleType, plan: bytes) -> str | None:
     return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
 
 
+def builder_config(
+    trt: ModuleType,
+    builder: Any,
+    route: Route,
+    *,
+    sm: str | None,
+    size: int,
+    batch: tuple[int, int, int],
+    workspace_gib: float | None,
+) -> Any:
+    """The builder configuration: one batch profile, detailed profiling verbosity (per-layer
+    precisions and kernels in ``.layers.json``), the RTX target or the FP16 flag of the route."""
+    build_config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_NAME, *((b, 3, size, size) for b in batch))
+    build_config.add_optimization_profile(profile)
+    build_config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    if workspace_gib is not None:
+        build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
+    if sm is not None:
+        build_config.num_compute_capabilities = 1
+        build_config.set_compute_capability(getattr(trt.ComputeCapability, f"SM{sm}"), 0)
+    if not route.strongly_typed:
+        build_config.set_flag(trt.BuilderFlag.FP16)
+        build_config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return build_config
+
+
 def build_engine(
     onnx_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -227,20 +303,9 @@ def build_engine(
     meta = onnx_metadata_of(onnx_path)
     config, _ = read_exported_metadata(meta, onnx_path, ONNX_FORMAT_NAME)
     rtx = label == "tensorrt-rtx"
-    if fp16_flag and rtx:
-        raise BuildError("--fp16-flag needs full TensorRT: TensorRT for RTX is strongly typed")
-    if rtx and sm is None:
-        raise BuildError("TensorRT for RTX builds ahead of time: name the target, e.g. --sm 86")
-    if not rtx and sm is not None:
-        raise BuildError("--sm needs TensorRT for RTX; full TensorRT builds for the local GPU")
-
-    if rtx and not hasattr(trt.ComputeCapability, f"SM{sm}"):
-        known = [c for c in trt.ComputeCapability.__members__ if c.startswith("SM")]
-        raise BuildError(
-            f"TensorRT for RTX {trt.__version__} cannot target SM{sm}; it knows {known}"
-        )
+    route = build_route(trt, label, sm=sm, fp16_flag=fp16_flag, onnx_precision=meta["precision"])
     builder = trt.Builder(_logger(trt))
-    network, _parser = parse_network(trt, builder, onnx_path, strongly_typed=not fp16_flag)
+    network, _parser = parse_network(trt, builder, onnx_path, route.strongly_typed)
     size = config.image_size
     net_input = network.get_input(0)
     if net_input.name != INPUT_NAME or tuple(net_input.shape[1:]) != (3, size, size):
@@ -249,19 +314,10 @@ def build_engine(
     fixed = net_input.shape[0]
     if fixed != -1 and batch != (fixed, fixed, fixed):
         raise BuildError(f"{onnx_path}: the ONNX batch is fixed at {fixed}; use --batch {fixed}")
-    build_config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    low, opt, high = batch
-    profile.set_shape(INPUT_NAME, (low, 3, size, size), (opt, 3, size, size), (high, 3, size, size))
-    build_config.add_optimization_profile(profile)
-    if workspace_gib is not None:
-        build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
-    if rtx:
-        build_config.num_compute_capabilities = 1
-        build_config.set_compute_capability(getattr(trt.ComputeCapability, f"SM{sm}"), 0)
-    if fp16_flag:
-        build_config.set_flag(trt.BuilderFlag.FP16)
-        build_config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    build_config = builder_config(
+        trt, builder, route, sm=sm, size=size, batch=batch, workspace_gib=workspace_gib
+    )
+    if not route.strongly_typed:
         _pin_fp32(trt, network, config.num_classes)
     cache_path = Path(timing_cache) if timing_cache and not rtx else None
     if timing_cache and rtx:
@@ -284,13 +340,16 @@ def build_engine(
         )
     tensors = [network.get_input(i) for i in range(network.num_inputs)]
     tensors += [network.get_output(i) for i in range(network.num_outputs)]
-    sidecar: dict[str, Any] = dict(meta) | {"format": ENGINE_FORMAT_NAME}
+    sidecar: dict[str, Any] = dict(meta) | {
+        "format": ENGINE_FORMAT_NAME,
+        "precision": route.precision,
+    }
     sidecar["tensorrt"] = {
         "flavour": label,
         "version": trt.__version__,
         "target_sm": sm if rtx else "local",
-        "strongly_typed": not fp16_flag,
-        "profile": {"min": low, "opt": opt, "max": high},
+        "strongly_typed": route.strongly_typed,
+        "profile": dict(zip(("min", "opt", "max"), batch, strict=True)),
         "io": {
             t.name: {
                 "mode": "input" if t.is_network_input else "output",
@@ -327,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flavour", choices=["auto", "rtx", "full"], default="auto")
     parser.add_argument(
         "--fp16-flag", action="store_true",
-        help="full TensorRT: FP32 ONNX + FP16 builder flag, norms pinned to FP32",
+        help="full TensorRT 10: FP32 ONNX + FP16 builder flag, norms pinned to FP32",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -353,7 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     print("layer output types (network, before building):")
     for label, counts in info["network_precisions"].items():
         print(f"  {label:18s} {counts}")
-    problems = precision_problems(info["network_precisions"], sidecar["precision"])
+    # the FP16-flag route's network is FP32 until the builder picks kernels (see .layers.json):
+    # only its pinned FP32 layers can be checked here
+    checked = sidecar["precision"] if info["strongly_typed"] else "fp32"
+    problems = precision_problems(info["network_precisions"], checked)
     for problem in problems:
         print(f"WARNING: {problem}")
     return 1 if problems else 0

@@ -576,6 +576,38 @@ def test_compile_runs_fixed_size_padded_chunks(tiny_bundle, batch_images, monkey
     assert class_probs.shape == (7, 4) and pixel_probs.shape == (7, 4, 64, 64)
 
 
+def test_compiled_network_is_called_by_one_thread_at_a_time(tiny_bundle, monkeypatch):
+    """A Detector is shareable across threads, but CUDA-graph trees assert when one compiled
+    graph is replayed from several threads (pytorch#123177): compiled calls are serialised."""
+    import threading
+    import time
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backend = Detector(tiny_bundle, device="cpu", batch_size=2, compile=True).backend
+    network, inside, most = backend.model, [0], [0]
+    count = threading.Lock()
+
+    def one_at_a_time(images):
+        with count:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for the other threads to arrive
+        with count:
+            inside[0] -= 1
+        return network(images)
+
+    backend.model = one_at_a_time
+    batch = np.zeros((2, 3, 64, 64), np.float32)
+    threads = [threading.Thread(target=backend.run, args=(batch,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == [1]
+
+
 def test_compile_applies_to_bundles_only(tiny_bundle, tmp_path):
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")

@@ -48,3 +48,24 @@ def test_vit_l14_at_518_and_estimates():
     assert 0.95e12 < flops["total"] < 1.1e12
     assert estimate_images_per_second(1e12, "RTX 3090", 0.5) == pytest.approx(35.5)
     assert set(FP16_TENSOR_PEAK_TFLOPS) >= {"RTX 3090", "RTX 4090", "A100", "L4", "H100", "H200"}
+
+
+@pytest.mark.parametrize(
+    ("name", "card"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100"),  # the SXM card
+        ("NVIDIA H100 PCIe", "H100 PCIe"),
+        ("NVIDIA H100 NVL", "H100 NVL"),
+        ("NVIDIA H200", "H200"),
+        ("NVIDIA H200 NVL", "H200 NVL"),
+        ("NVIDIA GeForce RTX 3090", "RTX 3090"),
+        ("NVIDIA L40S", None),  # not the L4
+        ("Tesla T4", None),
+    ],
+)
+def test_card_of_device_name(name, card):
+    from benchmarks.flops import FP32_PEAK_TFLOPS, card_of
+
+    assert card_of(name) == card
+    if card is not None:
+        assert card in FP16_TENSOR_PEAK_TFLOPS and card in FP32_PEAK_TFLOPS

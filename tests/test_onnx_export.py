@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,10 +18,12 @@ torch = pytest.importorskip("torch")
 
 from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
+from ipad_sdk.backends import onnx_backend  # noqa: E402
 from ipad_sdk.backends.onnx_backend import (  # noqa: E402
     OnnxBackend,
     choose_providers,
     graph_precision,
+    tensorrt_cache_dir,
 )
 from ipad_sdk.metadata import ModelConfig, read_bundle_config  # noqa: E402
 from ipad_sdk.model import load_bundle  # noqa: E402
@@ -212,11 +215,15 @@ def test_fixed_batch_graph_splits_and_pads(exports, tiny_bundle, photos):
 def test_provider_order():
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers("cpu", available) == ["CPUExecutionProvider"]
+    cache = str(tensorrt_cache_dir())
     assert choose_providers("auto", available) == [
-        ("TensorrtExecutionProvider", {"device_id": 0}),
+        ("TensorrtExecutionProvider", {"device_id": 0, "trt_engine_cache_enable": True,
+                                       "trt_engine_cache_path": cache,
+                                       "trt_timing_cache_enable": True,
+                                       "trt_timing_cache_path": cache}),
         ("CUDAExecutionProvider", {"device_id": 0}),
         "CPUExecutionProvider",
-    ]
+    ]  # fmt: skip
     assert choose_providers("cuda:1", available)[1] == ("CUDAExecutionProvider", {"device_id": 1})
     assert choose_providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     from ipad_sdk.errors import BackendUnavailable
@@ -233,6 +240,49 @@ def test_silent_cpu_fallback_is_warned_about(exports):
             exports["fp32"], providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
         )
     assert backend.providers == ["CPUExecutionProvider"] and backend.device == "cpu"
+
+
+def test_tensorrt_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("IPAD_ORT_TRT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tensorrt_cache_dir() == tmp_path / "ipad-sdk" / "ort-tensorrt"
+    monkeypatch.setenv("IPAD_ORT_TRT_CACHE", str(tmp_path / "here"))
+    assert tensorrt_cache_dir() == tmp_path / "here"
+
+
+def test_gpu_options_survive_a_tensorrt_provider_that_fails_to_load(exports, monkeypatch):
+    """onnxruntime-gpu, when the TensorRT provider cannot load, retries with CUDA + CPU and drops
+    their options (onnxruntime#17394): cuda:1 would silently run on device 0."""
+    trt, cuda, cpu = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+
+    class RetryingSession:  # the real CPU session, reporting what onnxruntime-gpu would
+        def __init__(self, name, options, providers):
+            self.session = ort.InferenceSession(name, options, providers=[cpu])
+            names = [p if isinstance(p, str) else p[0] for p in providers]
+            asked = {p[0]: p[1] for p in providers if not isinstance(p, str)}
+            self.providers = [p for p in names if p != trt]
+            dropped = trt in names
+            self.options = {p: {"device_id": "0" if dropped else str(asked[p]["device_id"])}
+                            for p in self.providers if p != cpu}  # fmt: skip
+
+        def get_providers(self):
+            return self.providers
+
+        def get_provider_options(self):
+            return self.options
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+    fake = SimpleNamespace(
+        InferenceSession=RetryingSession, SessionOptions=ort.SessionOptions,
+        GraphOptimizationLevel=ort.GraphOptimizationLevel,
+        get_available_providers=lambda: [trt, cuda, cpu],
+    )  # fmt: skip
+    monkeypatch.setattr(onnx_backend, "_import_ort", lambda: fake)
+    with pytest.warns(RuntimeWarning, match="could not start \\['TensorrtExecutionProvider'\\]"):
+        backend = OnnxBackend(exports["fp32"], device="cuda:1")
+    assert backend.providers == [cuda, cpu] and backend._device_id == 1
 
 
 def test_threads_option(exports):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ pytest.importorskip("cuda.bindings")
 from export import build_trt as bt  # noqa: E402
 from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
+from ipad_sdk.backends import trt_backend  # noqa: E402
 from ipad_sdk.backends.trt_backend import (  # noqa: E402
     TensorRTBackend,
     batch_chunks,
@@ -28,6 +31,7 @@ from ipad_sdk.backends.trt_backend import (  # noqa: E402
 )
 from ipad_sdk.errors import BackendUnavailable  # noqa: E402
 from ipad_sdk.metadata import read_bundle_config, read_engine_metadata  # noqa: E402
+from tests.fake_cudart import FakeCudart  # noqa: E402
 
 
 def _gpu_visible() -> bool:
@@ -139,6 +143,45 @@ def test_build_errors_are_clear(onnx_files, tmp_path, tiny_bundle):
         bt.build_engine(tmp_path / "bad.onnx", tmp_path / "b.plan", sm="86", progress=False)
 
 
+def _full_tensorrt(version: str) -> SimpleNamespace:
+    """A stand-in for the ``tensorrt`` module of full TensorRT ``version``: only its version and,
+    before 11, the FP16 builder flag (TensorRT 11 removed it)."""
+    flags = {"FP16": 0, "OBEY_PRECISION_CONSTRAINTS": 1} if version.startswith("10.") else {}
+    return SimpleNamespace(__version__=version, BuilderFlag=SimpleNamespace(**flags))
+
+
+def test_build_routes_of_full_tensorrt_10_and_11():
+    trt10, trt11 = _full_tensorrt("10.16.0"), _full_tensorrt("11.4.0")
+    route = bt.build_route(trt10, "tensorrt", sm=None, fp16_flag=True, onnx_precision="fp32")
+    assert route == bt.Route(strongly_typed=False, precision="fp16")  # not the ONNX's "fp32"
+    for module in (trt10, trt11):
+        route = bt.build_route(module, "tensorrt", sm=None, fp16_flag=False, onnx_precision="fp16")
+        assert route == bt.Route(strongly_typed=True, precision="fp16")
+    with pytest.raises(bt.BuildError, match="TensorRT 11.4.0 removed BuilderFlag.FP16"):
+        bt.build_route(trt11, "tensorrt", sm=None, fp16_flag=True, onnx_precision="fp32")
+    with pytest.raises(bt.BuildError, match="9.3.0 is not supported: .* TensorRT 10 and 11"):
+        bt.build_route(_full_tensorrt("9.3.0"), "tensorrt", sm=None, fp16_flag=False,
+                       onnx_precision="fp16")  # fmt: skip
+
+
+def test_fp16_flag_on_tensorrt_11_is_a_clear_error(onnx_files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", _full_tensorrt("11.4.0"))
+    code = bt.main([str(onnx_files["fp32"]), "--out", str(tmp_path / "e.plan"), "--flavour",
+                    "full", "--fp16-flag", "--quiet"])  # fmt: skip
+    assert code == 2
+    assert "removed BuilderFlag.FP16" in capsys.readouterr().out
+    assert not (tmp_path / "e.plan").exists()
+
+
+def test_builder_config_asks_for_detailed_profiling(onnx_files):
+    builder = trt.Builder(trt.Logger(trt.Logger.ERROR))
+    route = bt.Route(strongly_typed=True, precision="fp16")
+    config = bt.builder_config(trt, builder, route, sm="86", size=64, batch=(1, 4, 8),
+                               workspace_gib=None)  # fmt: skip
+    assert config.profiling_verbosity == trt.ProfilingVerbosity.DETAILED
+    assert config.num_compute_capabilities == 1
+
+
 def test_build_script(onnx_files, tmp_path, capsys):
     code = bt.main([str(onnx_files["fp16"]), "--out", str(tmp_path / "e.plan"), "--sm", "86",
                     "--batch", "2", "--quiet"])  # fmt: skip
@@ -186,8 +229,22 @@ def test_broken_plans_and_sidecars_say_rebuild(engine, tmp_path):
         Detector(foreign)
     garbled = _copy(plan, tmp_path / "garbled.plan")
     Path(str(garbled) + ".json").write_text("{not json")
-    with pytest.raises(ModelError, match="unreadable engine metadata"):
+    with pytest.raises(ModelError, match="engine metadata is not valid JSON"):
         Detector(garbled)
+
+
+@pytest.mark.parametrize(
+    ("sm", "fix"),
+    [((9, 0), "no SM90 target .* full TensorRT .* --flavour full"), ((8, 9), "--sm 89")],
+)
+def test_gpu_of_another_architecture_names_the_fix(engine, monkeypatch, sm, fix):
+    """An SM86 plan on an H100 (SM90, no TensorRT-for-RTX target) or an RTX 4090 (SM89)."""
+    plan, _ = engine
+    monkeypatch.setattr(trt_backend, "_import_cudart", lambda: FakeCudart(sm=sm))
+    with pytest.raises(
+        ModelError, match=f"built for SM86, but cuda:0 .* is SM{sm[0]}{sm[1]};.* {fix}"
+    ):
+        Detector(plan)
 
 
 def test_backend_choice(engine, tiny_bundle):
@@ -234,6 +291,8 @@ def test_engine_matches_onnx_runtime_on_a_gpu(tmp_path, onnx_files, rgb_image):
 
     props = runtime.cudaGetDeviceProperties(0)[1]
     sm = f"{props.major}{props.minor}"
+    if not hasattr(trt.ComputeCapability, f"SM{sm}"):  # e.g. Hopper: full TensorRT's territory
+        pytest.skip(f"TensorRT for RTX {trt.__version__} has no SM{sm} target")
     plan = tmp_path / "local.plan"
     bt.build_engine(onnx_files["fp16"], plan, sm=sm, batch=(1, 4, 8), progress=False)
     with warnings.catch_warnings():

@@ -3,7 +3,11 @@
 Execution providers are tried in the order TensorRT -> CUDA -> CPU among those installed (or as
 given). ``onnxruntime-gpu`` lists GPU providers even where they cannot load and then silently runs
 on the CPU, so the providers the session really got are compared with those asked for and a
-fallback is warned about loudly. GPU providers use IOBinding (outputs copied back once per batch).
+fallback is warned about loudly. When a provider fails to load, ONNX Runtime retries with the
+others but drops their options (``cuda:N`` would become device 0; onnxruntime#17394, #18597): the
+session is then recreated with the options of the providers that did load. The TensorRT provider
+keeps its engine and timing caches in :func:`tensorrt_cache_dir`, so engines are built once per
+model and GPU, not per session. GPU providers use IOBinding (outputs copied back once per batch).
 
 The metadata's ``precision`` is checked against the graph at load. ONNX Runtime exposes no weight
 types, and the graph's inputs and outputs are the same for every precision (float32 or uint8 in,
@@ -19,6 +23,8 @@ import mmap
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +54,23 @@ def _import_ort():
     return onnxruntime
 
 
+def tensorrt_cache_dir() -> Path:
+    """Where ONNX Runtime's TensorRT provider keeps built engines and timings:
+    ``$IPAD_ORT_TRT_CACHE``, else ``$XDG_CACHE_HOME/ipad-sdk/ort-tensorrt`` (``~/.cache``)."""
+    if os.environ.get("IPAD_ORT_TRT_CACHE"):
+        return Path(os.environ["IPAD_ORT_TRT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "ipad-sdk", "ort-tensorrt")
+
+
+def _provider_options(provider: str, index: int) -> dict[str, Any]:
+    if provider != "TensorrtExecutionProvider":
+        return {"device_id": index}
+    cache = str(tensorrt_cache_dir())
+    return {"device_id": index, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+            "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}  # fmt: skip
+
+
 def choose_providers(device: str, available: Sequence[str]) -> list[str | tuple[str, dict]]:
     """Providers for ``device`` (``auto``/``cpu``/``cuda[:N]``) among ``available``, best first."""
     if device == "cpu":
@@ -55,7 +78,7 @@ def choose_providers(device: str, available: Sequence[str]) -> list[str | tuple[
     if device != "auto" and not device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
-    gpu = [(p, {"device_id": index}) for p in GPU_PROVIDERS if p in available]
+    gpu = [(p, _provider_options(p, index)) for p in GPU_PROVIDERS if p in available]
     if device.startswith("cuda") and not gpu:
         raise BackendUnavailable(
             f"device {device!r} requested but ONNX Runtime offers no GPU provider "
@@ -115,6 +138,21 @@ def graph_precision(path: str) -> str:
     return "fp16" if _FLOAT16 in types else "fp32"
 
 
+def _provider_name(provider: str | tuple[str, dict]) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def open_session(ort: Any, name: str, options: Any, asked: Sequence[str | tuple[str, dict]]) -> Any:
+    """An InferenceSession with ``asked`` providers; when some failed to load, recreated with
+    the asked options of those that did (ONNX Runtime's own retry drops them)."""
+    session = ort.InferenceSession(name, options, providers=list(asked))
+    loaded = session.get_providers()
+    kept = [p for p in asked if _provider_name(p) in loaded]
+    if len(kept) < len(asked) and any(not isinstance(p, str) for p in kept):
+        session = ort.InferenceSession(name, options, providers=kept)
+    return session
+
+
 class OnnxBackend:
     """ONNX Runtime inference of an exported IPAD-CLIP graph."""
 
@@ -138,7 +176,7 @@ class OnnxBackend:
             else choose_providers(device, ort.get_available_providers())
         )
         try:
-            session = ort.InferenceSession(name, options, providers=asked)
+            session = open_session(ort, name, options, asked)
         except Exception as exc:  # ORT raises its own pybind error types for every bad file
             raise ModelError(f"{name}: ONNX Runtime cannot load this file: {exc}") from None
         self.config, self.metadata = read_exported_metadata(
@@ -198,7 +236,7 @@ class OnnxBackend:
         return shape[0] if isinstance(shape[0], int) else None
 
     def _warn_on_fallback(self, name: str, asked: Sequence[str | tuple[str, dict]]) -> None:
-        wanted = [p if isinstance(p, str) else p[0] for p in asked]
+        wanted = [_provider_name(p) for p in asked]
         missing = [p for p in wanted if p not in self.providers]
         if missing and any(p in GPU_PROVIDERS for p in missing):
             message = (

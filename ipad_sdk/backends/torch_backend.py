@@ -8,12 +8,16 @@ and the normalisation of uint8 pixels on the device. ``"auto"`` is FP16 on CUDA,
 
 ``compile_batch=N`` wraps the network in ``torch.compile`` (full graph, static shapes; on CUDA
 ``mode="reduce-overhead"``, which captures and replays CUDA graphs) and runs every batch as chunks
-of exactly ``N`` images, the last one padded, so one graph serves every call.
+of exactly ``N`` images, the last one padded, so one graph serves every call. Calls into a compiled
+network are serialised by a lock (CUDA-graph trees assert when replayed from several threads,
+pytorch#123177, and a replay reuses its output buffers); eager calls run concurrently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -70,6 +74,9 @@ class TorchBackend:
         if compile_batch is not None and compile_batch < 1:
             raise ValueError(f"compile_batch must be >= 1, got {compile_batch}")
         self.compile_batch = compile_batch
+        self._lock: contextlib.AbstractContextManager = (
+            threading.Lock() if compile_batch is not None else contextlib.nullcontext()
+        )
         if compile_batch is not None:
             mode = "reduce-overhead" if self.device.startswith("cuda") else None
             self.model = torch.compile(self.model, mode=mode, fullgraph=True, dynamic=False)
@@ -97,7 +104,8 @@ class TorchBackend:
                 if chunk.shape[0] < size:  # pad: the compiled graph has one static batch size
                     pad = chunk.new_zeros((size - chunk.shape[0], *chunk.shape[1:]))
                     chunk = torch.cat([chunk, pad])
-                class_probs, pixel_probs = self._forward(chunk)
+                with self._lock:
+                    class_probs, pixel_probs = self._forward(chunk)
                 outputs.append((class_probs[: n - start], pixel_probs[: n - start]))
             return (np.concatenate([c for c, _ in outputs]),
                     np.concatenate([p for _, p in outputs]))  # fmt: skip

@@ -1,5 +1,5 @@
 """TensorRT backend: runs an engine plan built by ``export/build_trt.py`` (TensorRT for RTX or full
-TensorRT >= 10), with buffers from cuda-python (no torch needed).
+TensorRT 10/11), with buffers from cuda-bindings (``cuda.bindings``; no torch needed).
 
 Before anything touches the GPU, the plan is checked against its sidecar (size, SHA-256, TensorRT
 flavour and version) and the GPU against the engine's target architecture, so a plan for another
@@ -7,16 +7,21 @@ GPU or TensorRT version, or a truncated plan, gives a "rebuild the engine" error
 
 Execution uses named I/O tensors (``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``) on one CUDA stream per backend. Device buffers and pinned host buffers are
-allocated once at the profile's maximum batch and reused; larger batches are split.
+allocated once at the profile's maximum batch and reused; larger batches are split, and a chunk
+below the profile's minimum is padded with its last image (as ``cpp_example`` does). TensorRT for
+RTX compiles kernels at run time: its runtime cache is loaded from and saved to
+``<plan>.runtime_cache`` (an entry for another GPU or driver is ignored and rebuilt).
 
-Thread safety: one execution context per backend, so :meth:`TensorRTBackend.run` holds a lock; a
-Detector may be shared by threads (calls are serialised). For concurrent GPU work, create one
-Detector per thread (each gets its own context, stream and buffers).
+Thread safety: one execution context per backend, so :meth:`TensorRTBackend.run` holds a lock
+(and makes the backend's GPU current in the calling thread); a Detector may be shared by threads
+(calls are serialised). For concurrent GPU work, create one Detector per thread (each gets its own
+context, stream and buffers). After :meth:`TensorRTBackend.close`, ``run`` raises.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -26,13 +31,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
+from ..fileio import atomic_write_bytes
 from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, read_engine_metadata
+
+log = logging.getLogger(__name__)
 
 _MODULES = {
     "tensorrt-rtx": ("tensorrt_rtx", "pip install 'ipad-sdk[trt]'"),
     "tensorrt": ("tensorrt", "pip install tensorrt --extra-index-url https://pypi.nvidia.com"),
 }
 _NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}
+RUNTIME_CACHE_SUFFIX = ".runtime_cache"
+#: Oldest NVIDIA driver for each CUDA major that cuda-bindings (and TensorRT builds) target.
+CUDA_DRIVER_MINIMUM = {12: "525", 13: "580"}
 
 
 def batch_chunks(n: int, max_batch: int) -> Iterator[slice]:
@@ -94,9 +105,29 @@ def _import_cudart() -> Any:
         from cuda.bindings import runtime
     except ImportError:
         raise BackendUnavailable(
-            "the TensorRT backend needs cuda-python: pip install 'ipad-sdk[trt]'"
+            "the TensorRT backend needs cuda-bindings: pip install 'ipad-sdk[trt]'"
         ) from None
     return runtime
+
+
+def _cuda_bindings_version() -> str:
+    from cuda import bindings
+
+    return bindings.__version__
+
+
+def _no_gpu_reason(rt: Any, err: Any) -> str:
+    """Why CUDA sees no GPU, with the driver cuda-bindings needs where the driver is too old."""
+    if err == rt.cudaError_t.cudaSuccess:
+        return "no CUDA device"
+    if err != rt.cudaError_t.cudaErrorInsufficientDriver:
+        return err.name
+    version = _cuda_bindings_version()
+    major = int(version.split(".")[0])
+    minimum = CUDA_DRIVER_MINIMUM.get(major, "?")
+    return (f"{err.name}: no NVIDIA driver, or one older than cuda-bindings {version} needs: a "
+            f"CUDA {major} driver, >= {minimum}; a CUDA 12 build of TensorRT pairs with "
+            "cuda-bindings 12.x (driver >= 525)")  # fmt: skip
 
 
 class _Cuda:
@@ -123,6 +154,7 @@ class TensorRTBackend:
         name = os.fspath(path)
         self._buffers: list[tuple[str, int]] = []
         self.stream = None
+        self._runtime_cache: Any = None
         self.config, self.metadata = read_engine_metadata(name)
         info = self.metadata["tensorrt"]
         self.input_format = self.metadata["input_format"]
@@ -135,8 +167,8 @@ class TensorRTBackend:
             )
         index = cuda_device_index(device)
         cuda = _Cuda(_import_cudart())
-        self._check_gpu(cuda, index, info, name)
-        self.device = f"cuda:{index}"
+        self._check_gpu(cuda, trt, index, info, name)
+        self.device, self._index = f"cuda:{index}", index
         self._cuda, self._trt = cuda, trt
         self._lock = threading.Lock()
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
@@ -151,20 +183,22 @@ class TensorRTBackend:
         problems = binding_problems(self._engine_io(), info.get("io", {}), self.config)
         if problems:
             raise ModelError(f"{name}: engine and metadata disagree: " + "; ".join(problems))
-        self.max_batch = int(engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
-        self.context = engine.create_execution_context()
+        low, _, high = engine.get_tensor_profile_shape(INPUT_NAME, 0)
+        self.min_batch, self.max_batch = int(low[0]), int(high[0])
+        self._cache_path = Path(name + RUNTIME_CACHE_SUFFIX)
+        self.context = self._create_context(info["flavour"])
         self.stream = cuda("cudaStreamCreate", cuda.rt.cudaStreamCreate())
         self._allocate()
 
     @staticmethod
-    def _check_gpu(cuda: _Cuda, index: int, info: dict[str, Any], name: str) -> None:
+    def _check_gpu(cuda: _Cuda, trt: Any, index: int, info: dict[str, Any], name: str) -> None:
         rt = cuda.rt
         err, count = rt.cudaGetDeviceCount()
         if err != rt.cudaError_t.cudaSuccess or count == 0:
-            reason = err.name if err != rt.cudaError_t.cudaSuccess else "no CUDA device"
             raise BackendUnavailable(
-                f"{name}: no usable NVIDIA GPU here ({reason}); a TensorRT engine runs only on "
-                "the GPU it was built for. Use the .onnx or .safetensors model on this machine"
+                f"{name}: no usable NVIDIA GPU here ({_no_gpu_reason(rt, err)}); a TensorRT "
+                "engine runs only on the GPU it was built for. Use the .onnx or .safetensors "
+                "model on this machine"
             )
         if index >= count:
             raise BackendUnavailable(f"{name}: cuda:{index} requested but {count} GPU(s) found")
@@ -173,11 +207,41 @@ class TensorRTBackend:
         here = f"{props.major}{props.minor}"
         target = info.get("target_sm")
         if target not in (None, "local", here):
+            gpu = props.name.decode(errors="replace").strip(chr(0))
+            rtx = info["flavour"] == "tensorrt-rtx"
+            if rtx and not hasattr(trt.ComputeCapability, f"SM{here}"):
+                fix = (f"TensorRT for RTX has no SM{here} target (Hopper and other datacenter GPUs "
+                       "are not RTX targets): build with full TensorRT on this GPU: python "
+                       "export/build_trt.py MODEL.fp16.onnx --flavour full")  # fmt: skip
+            else:
+                fix = ("rebuild the engine for this GPU: python export/build_trt.py "
+                       f"MODEL.fp16.onnx --sm {here}")  # fmt: skip
             raise ModelError(
-                f"{name}: engine built for SM{target}, but cuda:{index} "
-                f"({props.name.decode(errors='replace').strip(chr(0))}) is SM{here}; rebuild the "
-                f"engine for this GPU: python export/build_trt.py MODEL.fp16.onnx --sm {here}"
+                f"{name}: engine built for SM{target}, but cuda:{index} ({gpu}) is SM{here}; {fix}"
             )
+
+    def _create_context(self, flavour: str) -> Any:
+        """The execution context; TensorRT for RTX's gets a runtime cache for the kernels it
+        compiles at run time, loaded from ``<plan>.runtime_cache`` when present."""
+        if flavour != "tensorrt-rtx":
+            return self.engine.create_execution_context()
+        config = self.engine.create_runtime_config()
+        self._runtime_cache = config.create_runtime_cache()
+        if self._cache_path.is_file() and not self._runtime_cache.deserialize(
+            self._cache_path.read_bytes()
+        ):
+            log.info(
+                "%s: runtime cache for another GPU, driver or version; rebuilt", self._cache_path
+            )
+        config.set_runtime_cache(self._runtime_cache)
+        return self.engine.create_execution_context(config)
+
+    def _save_runtime_cache(self) -> None:
+        """Write TensorRT for RTX's runtime cache beside the plan (a read-only folder is logged)."""
+        try:
+            atomic_write_bytes(self._cache_path, bytes(memoryview(self._runtime_cache.serialize())))
+        except OSError as exc:
+            log.warning("%s: runtime cache not saved: %s", self._cache_path, exc)
 
     def _engine_io(self) -> dict[str, dict[str, Any]]:
         trt, engine = self._trt, self.engine
@@ -215,6 +279,9 @@ class TensorRTBackend:
         batch = np.ascontiguousarray(batch, dtype=dtype)
         parts = []
         with self._lock:
+            if not self._buffers:
+                raise RuntimeError(f"{self.name} backend is closed")
+            self._cuda("cudaSetDevice", self._cuda.rt.cudaSetDevice(self._index))
             for chunk in batch_chunks(len(batch), self.max_batch):
                 parts.append(self._run_chunk(batch[chunk]))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -225,11 +292,19 @@ class TensorRTBackend:
             rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
             rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
         )
+        rows = max(n, self.min_batch)  # pad up to the profile's minimum with the last image
         host_in = self.host[INPUT_NAME]
         host_in[:n] = chunk
+        host_in[n:rows] = chunk[-1]
+        nbytes = host_in[:rows].nbytes
         cuda("cudaMemcpyAsync", rt.cudaMemcpyAsync(self.device_ptr[INPUT_NAME], host_in.ctypes.data,
-                                                   chunk.nbytes, h2d, self.stream))  # fmt: skip
-        self.context.set_input_shape(INPUT_NAME, tuple(chunk.shape))
+                                                   nbytes, h2d, self.stream))  # fmt: skip
+        shape = (rows, *chunk.shape[1:])
+        if not self.context.set_input_shape(INPUT_NAME, shape):
+            raise ModelError(
+                f"TensorRT rejected input shape {shape} (profile batch {self.min_batch}.."
+                f"{self.max_batch}; see its log): the engine and its sidecar disagree, rebuild it"
+            )
         if not self.context.execute_async_v3(int(self.stream)):
             raise RuntimeError("TensorRT execute_async_v3 failed (see its log)")
         for tensor in OUTPUT_NAMES:
@@ -242,16 +317,22 @@ class TensorRTBackend:
                 self.host["pixel_probs"][:n].astype(np.float32))  # fmt: skip
 
     def close(self) -> None:
-        """Free the CUDA buffers and stream (also done when the backend is garbage-collected)."""
-        cuda = getattr(self, "_cuda", None)
-        if cuda is None:
+        """Save the runtime cache (TensorRT for RTX), free the CUDA buffers and stream (also done
+        when the backend is garbage-collected); ``run`` raises afterwards."""
+        cuda, lock = getattr(self, "_cuda", None), getattr(self, "_lock", None)
+        if cuda is None or lock is None:
             return
-        for kind, ptr in self._buffers:
-            (cuda.rt.cudaFree if kind == "device" else cuda.rt.cudaFreeHost)(ptr)
-        self._buffers = []
-        if getattr(self, "stream", None) is not None:
-            cuda.rt.cudaStreamDestroy(self.stream)
-            self.stream = None
+        with lock:
+            if self._runtime_cache is not None:
+                self._save_runtime_cache()
+                self._runtime_cache = None
+            self.host, self.device_ptr = {}, {}  # no view may outlive the pinned memory
+            for kind, ptr in self._buffers:
+                (cuda.rt.cudaFree if kind == "device" else cuda.rt.cudaFreeHost)(ptr)
+            self._buffers = []
+            if self.stream is not None:
+                cuda.rt.cudaStreamDestroy(self.stream)
+                self.stream = None
 
     def __del__(self) -> None:
         self.close()
