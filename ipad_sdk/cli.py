@@ -46,7 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     det.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     det.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
-    det.add_argument("--save-overlays", action="store_true", help="write overlays/<name>.png")
+    det.add_argument(
+        "--save-overlays", action="store_true",
+        help="write overlays/<name>.png (mask tinted, regions boxed and labelled)",
+    )  # fmt: skip
+    det.add_argument(
+        "--save-heatmaps", action="store_true",
+        help="write heatmaps/<name>.png: photo | colour-mapped artifact heatmap | mask",
+    )  # fmt: skip
+    det.add_argument("--image-threshold", type=float, help="threshold on 1 - P(clean)")
+    det.add_argument("--pixel-threshold", type=float, help="threshold of the mask")
+    det.add_argument(
+        "--class-threshold", action="append", default=[], metavar="CLASS=T",
+        type=_class_threshold,
+        help="an artifact class's own threshold on its probability (repeatable)",
+    )  # fmt: skip
     det.add_argument("--batch-size", type=int, default=8)
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -81,8 +95,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
-    if (args.save_masks or args.save_overlays) and args.out is None:
-        raise UsageError("--save-masks/--save-overlays need --out DIR")
+    if (args.save_masks or args.save_overlays or args.save_heatmaps) and args.out is None:
+        raise UsageError("--save-masks/--save-overlays/--save-heatmaps need --out DIR")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR (the folder of the interrupted run)")
     from .tiling import TilingSpec
@@ -93,8 +107,16 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError(f"--tiling: {exc}") from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        detector = Detector(args.model or default_model_path(), args.device, args.batch_size,
-                            tiling=tiling)  # fmt: skip
+        try:
+            detector = Detector(
+                args.model or default_model_path(), args.device, args.batch_size, tiling=tiling,
+                image_threshold=args.image_threshold, pixel_threshold=args.pixel_threshold,
+                class_thresholds=dict(args.class_threshold),
+            )  # fmt: skip
+        except ModelError:  # a ValueError too, but not the user's arguments
+            raise
+        except ValueError as exc:  # thresholds that do not fit this model
+            raise UsageError(str(exc)) from None
     for warning in caught if not args.quiet else ():
         print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
     files = discover(args.paths, exclude=args.out)
@@ -103,6 +125,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         summary = run_batch(
             detector, files, args.out, args.format, args.save_masks, args.save_overlays,
             progress=bar.update if bar is not None else None, resume=args.resume,
+            save_heatmaps=args.save_heatmaps,
         )  # fmt: skip
     finally:
         if bar is not None:
@@ -111,10 +134,20 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         where = f" -> {args.out}" if args.out is not None else ""
         print(f"{summary.ok}/{summary.total} images ok, {len(summary.failed)} failed{where}",
               file=sys.stderr)  # fmt: skip
+        print(summary.timing_line(), file=sys.stderr)
         for source, error in summary.failed[:20]:
             print(f"  failed: {error}" if error.startswith(source) else f"  {source}: {error}",
                   file=sys.stderr)  # fmt: skip
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def _class_threshold(text: str) -> tuple[str, float]:
+    """The argparse type of ``--class-threshold CLASS=T``."""
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CLASS=THRESHOLD") from None
 
 
 def _progress_bar(total: int, disabled: bool):  # -> tqdm | None
