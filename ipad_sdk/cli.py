@@ -74,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted run into the same --out (finished files are skipped)",
     )  # fmt: skip
 
+    cal = sub.add_parser(
+        "calibrate",
+        help="set a model's thresholds in place from folders of clean (and artifact) photos",
+    )
+    cal.add_argument("model", help="model file (.safetensors, .onnx, .plan/.engine): rewritten")
+    cal.add_argument("--clean", type=Path, required=True, help="folder of clean photos")
+    cal.add_argument("--artifacts", type=Path, help="folder of photos with artifacts (reported)")
+    cal.add_argument("--fpr", type=float, default=0.01,
+                     help="share of clean photos that may be flagged, in (0, 1)")  # fmt: skip
+    cal.add_argument("--pixel-fpr", type=float,
+                     help="share of clean pixels that may enter the mask, in (0, 1) "
+                     "(default: keep the model's pixel threshold)")  # fmt: skip
+    cal.add_argument("--plot", type=Path, help="plot file (default: MODEL-STEM.calibration.png)")
+    cal.add_argument("--batch-size", type=int, default=8)
+    cal.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+
     info = sub.add_parser("info", help="print a model file's configuration")
     info.add_argument("model")
 
@@ -91,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .batch import discover, run_batch
-    from .detector import Detector, default_model_path
+    from .detector import default_model_path
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
@@ -105,20 +121,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         tiling = TilingSpec.parse(args.tiling)
     except ValueError as exc:
         raise UsageError(f"--tiling: {exc}") from None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            detector = Detector(
-                args.model or default_model_path(), args.device, args.batch_size, tiling=tiling,
-                image_threshold=args.image_threshold, pixel_threshold=args.pixel_threshold,
-                class_thresholds=dict(args.class_threshold),
-            )  # fmt: skip
-        except ModelError:  # a ValueError too, but not the user's arguments
-            raise
-        except ValueError as exc:  # thresholds that do not fit this model
-            raise UsageError(str(exc)) from None
-    for warning in caught if not args.quiet else ():
-        print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
+    detector = _open_detector(
+        args, args.model or default_model_path(), tiling=tiling,
+        image_threshold=args.image_threshold, pixel_threshold=args.pixel_threshold,
+        class_thresholds=dict(args.class_threshold),
+    )  # fmt: skip
     files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
@@ -139,6 +146,70 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             print(f"  failed: {error}" if error.startswith(source) else f"  {source}: {error}",
                   file=sys.stderr)  # fmt: skip
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def _open_detector(args: argparse.Namespace, model: str | os.PathLike[str], **options: Any):
+    """A :class:`~ipad_sdk.Detector` on ``args``' device and batch size, its warnings printed
+    unless ``--quiet``; options that do not fit the model are a usage error."""
+    from .detector import Detector
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            detector = Detector(model, args.device, args.batch_size, **options)
+        except ModelError:  # a ValueError too, but not the user's arguments
+            raise
+        except ValueError as exc:  # e.g. thresholds that do not fit this model
+            raise UsageError(str(exc)) from None
+    for warning in caught if not getattr(args, "quiet", False) else ():
+        print(f"ipad {args.command}: warning: {warning.message}", file=sys.stderr)
+    return detector
+
+
+def _image_folder(folder: Path, option: str) -> list[Path]:
+    """The image files below ``folder`` (``--clean``/``--artifacts``); none is a usage error."""
+    from .batch import discover
+
+    if not folder.is_dir():
+        raise UsageError(f"{option} {folder}: not a folder")
+    files = discover([folder])
+    if not files:
+        raise UsageError(f"{option} {folder}: no image files in it")
+    return files
+
+
+def _check_rate(value: float | None, option: str) -> None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise UsageError(f"{option} must be in (0, 1), got {value}")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, score_files, write_plot, write_thresholds
+
+    _check_rate(args.fpr, "--fpr")
+    _check_rate(args.pixel_fpr, "--pixel-fpr")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    clean_files = _image_folder(args.clean, "--clean")
+    artifact_files = _image_folder(args.artifacts, "--artifacts") if args.artifacts else []
+    shared = {p.resolve() for p in clean_files} & {p.resolve() for p in artifact_files}
+    if shared:
+        raise UsageError(f"--clean and --artifacts share {len(shared)} file(s), e.g. {min(shared)}")
+    detector = _open_detector(args, args.model)
+    clean = score_files(detector, clean_files, keep_pixels=args.pixel_fpr is not None)
+    artifacts = score_files(detector, artifact_files) if artifact_files else None
+    for failure in clean.failed + (artifacts.failed if artifacts else []):
+        print(f"ipad calibrate: skipped: {failure.error}", file=sys.stderr)
+    if clean.scores.size == 0:
+        raise UsageError(f"--clean {args.clean}: none of its images could be read")
+    cal = calibrate(detector.config, clean, artifacts, args.fpr, args.pixel_fpr)
+    write_thresholds(args.model, detector.config, cal)
+    for line in cal.summary():
+        print(line)
+    print(f"wrote the thresholds into {args.model}")
+    plot = args.plot or Path(args.model).with_name(Path(args.model).stem + ".calibration.png")
+    print(write_plot(plot, cal, clean, artifacts))
+    return EXIT_OK
 
 
 def _class_threshold(text: str) -> tuple[str, float]:
@@ -221,7 +292,8 @@ def _cmd_create_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "create-bundle": _cmd_create_bundle}
+_COMMANDS = {"detect": _cmd_detect, "calibrate": _cmd_calibrate, "info": _cmd_info,
+             "create-bundle": _cmd_create_bundle}  # fmt: skip
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:
