@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as `python train/calibrate.py`: make `train
 import argparse
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -81,14 +82,18 @@ def calibrate_on_clean_images(
     """The image threshold at ``image_fpr`` on a folder of clean photos (the model's pixel
     threshold is kept), and the share of them it flags."""
     from ipad_sdk.batch import discover
+    from ipad_sdk.calibrate import score_files
 
-    paths = [str(p) for p in discover([folder])]
+    paths = discover([folder])
     if not paths:
         raise SystemExit(f"calibrate: {folder}: no images")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         detector = Detector(model, device=device)
-    scores = np.asarray([res.artifact_score for res in detector.iter_detect(paths)])
+    scored = score_files(detector, paths)  # the scoring of `ipad calibrate`
+    for failure in scored.failed:
+        print(f"calibrate: skipped: {failure.error}", file=sys.stderr)
+    scores = scored.scores
     image_t = threshold_at_fpr(scores, image_fpr)
     return {
         "split": f"clean photos in {folder}", "images": len(paths), "image_threshold": image_t,
