@@ -7,7 +7,9 @@ With an output folder, each finished chunk's records are also appended (and fsyn
 ``resume=True`` (``ipad detect --resume``), which skips the files the journal lists and ends with
 the same ``results.<fmt>`` an uninterrupted run writes. The journal's first line holds the run's
 settings (:func:`run_settings`: the model's SHA-256 among them); resuming with other settings is
-refused. The journal is removed when the results file is in place.
+refused. The journal is removed when the results file is in place. Every record states the run's
+provenance (:data:`PROVENANCE_KEYS`, taken from the same settings) beside its thresholds and
+timings.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ import errno
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
+from ._version import __version__
 from .detector import Detector
 from .errors import InputError, IpadError, OutputError
 from .fileio import (
@@ -36,7 +41,8 @@ from .fileio import (
     temp_path_beside,
 )
 from .io import load_image
-from .result import Result
+from .result import STAGES, Result
+from .visualize import heatmap_panel
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
@@ -103,23 +109,37 @@ def png_bytes(image: Image.Image) -> bytes:
 
 @dataclass
 class BatchSummary:
-    """Counts of one batch run; ``failed`` lists ``(source, message)``."""
+    """Counts of one batch run; ``failed`` lists ``(source, message)``; ``timings_ms`` sums the
+    per-image milliseconds of each stage over the images that succeeded."""
 
     ok: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     @property
     def total(self) -> int:
         return self.ok + len(self.failed)
 
+    def timing_line(self) -> str:
+        """Mean milliseconds per image of each stage, e.g. ``decode 3.1 ms, ... per image``."""
+        means = ", ".join(f"{k} {v / max(self.ok, 1):.1f}" for k, v in self.timings_ms.items())
+        return f"mean ms per image: {means}"
+
 
 class RecordWriter:
     """Writes one record per image as JSON lines or CSV to a temporary file, renamed on close."""
 
-    def __init__(self, path: Path | None, fmt: str, classes: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        fmt: str,
+        classes: Sequence[str],
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"format must be jsonl or csv, got {fmt!r}")
         self.fmt, self.path, self._tmp = fmt, path, None
+        self.provenance = provenance or {}
         if path is None:
             self._fh: IO[str] = _StdoutProxy()
         else:
@@ -128,7 +148,8 @@ class RecordWriter:
         self._columns = [
             "source", "label", "is_artifact", "artifact_score",
             *(f"score_{c}" for c in classes),
-            "width", "height", "mask_fraction", "mask", "overlay", "error_type", "error",
+            "width", "height", "mask_fraction", "regions", "thresholds", "timings_ms",
+            "mask", "overlay", "heatmap", "error_type", "error", *PROVENANCE_KEYS,
         ]  # fmt: skip
         self._csv = None
         if fmt == "csv":
@@ -136,6 +157,7 @@ class RecordWriter:
             self._csv.writeheader()
 
     def write(self, record: dict[str, Any]) -> None:
+        record = record | self.provenance
         if self._csv is not None:
             flat = {k: _csv_cell(v) for k, v in record.items() if k != "scores"}
             flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
@@ -161,8 +183,11 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> Any:
-    """``value``, with a ``'`` in front when it is text a spreadsheet would run as a formula
-    (file names such as ``=HYPERLINK(...)``), as spreadsheet-safe CSV writers do."""
+    """``value`` (a list or object as JSON text), with a ``'`` in front when it is text a
+    spreadsheet would run as a formula (file names such as ``=HYPERLINK(...)``), as
+    spreadsheet-safe CSV writers do."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
@@ -247,23 +272,33 @@ def _check_same_settings(path: Path, first_line: str, settings: dict[str, Any]) 
         )
 
 
+#: The settings every record states: which model file, SDK and runtime made it, and how it tiled
+#: (its thresholds and timings are the record's own fields).
+PROVENANCE_KEYS = ("model_sha256", "sdk_version", "backend", "precision", "tiling")
+
+
 def run_settings(
-    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool
+    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool, save_heatmaps: bool = False
 ) -> dict[str, Any]:
-    """Everything that changes the outputs of a run: the model file (path and SHA-256), how it
-    runs, the image limit, the tiling and the output options (the journal's first line)."""
+    """Everything that changes the outputs of a run: the model file (path and SHA-256), the SDK
+    version, how it runs, the image limit, the thresholds, the tiling and the output options (the
+    journal's first line; :data:`PROVENANCE_KEYS` of it go into every record)."""
     return {
         "model": os.path.abspath(detector.model_path),
         "model_sha256": file_sha256(detector.model_path),
+        "sdk_version": __version__,
         "backend": detector.backend.name,
+        "precision": detector.backend.precision,
         "device": detector.device,
         "input_format": detector.backend.input_format,
         "classes": list(detector.classes),
         "max_pixels": detector.max_pixels,
+        "thresholds": detector.thresholds.to_dict(),
         "tiling": dataclasses.asdict(detector.tiling) if detector.tiling else None,
         "format": fmt,
         "masks": save_masks,
         "overlays": save_overlays,
+        "heatmaps": save_heatmaps,
     }
 
 
@@ -281,32 +316,35 @@ def run_batch(
     save_overlays: bool = False,
     progress: Callable[[int], None] | None = None,
     resume: bool = False,
+    save_heatmaps: bool = False,
 ) -> BatchSummary:
     """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
 
-    With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255) and ``overlays/<key>.png``,
-    where ``<key>`` is the file's path relative to the inputs' common folder (a file name too long
-    for the file system is shortened, see :func:`~ipad_sdk.fileio.fit_name`; the record names the
-    file written), plus the journal that ``resume`` continues from (files it lists are skipped).
-    Without: records to stdout.
+    With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255), ``overlays/<key>.png`` and
+    ``heatmaps/<key>.png`` (photo | colour-mapped heatmap | mask), where ``<key>`` is the file's
+    path relative to the inputs' common folder (a file name too long for the file system is
+    shortened, see :func:`~ipad_sdk.fileio.fit_name`; the record names the file written), plus the
+    journal that ``resume`` continues from (files it lists are skipped). Without: records to stdout.
     ``progress(n)`` is called after every ``n`` files (skipped ones included). An output that
     cannot be written raises :class:`~ipad_sdk.errors.OutputError` naming it (the journal keeps
     the finished files), except where a file or folder is in the way of one file's output: that
     file's record gets the error and the run goes on.
     """
-    if (save_masks or save_overlays) and out_dir is None:
-        raise ValueError("saving masks or overlays needs an output folder")
+    kinds = tuple(k for k, wanted in (("mask", save_masks), ("overlay", save_overlays),
+                                       ("heatmap", save_heatmaps)) if wanted)  # fmt: skip
+    if kinds and out_dir is None:
+        raise ValueError("saving masks, overlays or heatmaps needs an output folder")
     if resume and out_dir is None:
         raise ValueError("resuming needs an output folder")
+    settings = run_settings(detector, fmt, save_masks, save_overlays, save_heatmaps)
     if out_dir is None:
         try:
-            return _run_to_stdout(detector, files, fmt, progress)
+            return _run_to_stdout(detector, files, fmt, settings, progress)
         except OSError as exc:  # inputs fail as InputErrors: this is the output side
             raise output_error(exc, "<stdout>") from exc
     check_out_dir(out_dir)
     try:
-        return _run_to_folder(detector, files, out_dir, fmt, save_masks, save_overlays, progress,
-                              resume)  # fmt: skip
+        return _run_to_folder(detector, files, out_dir, settings, kinds, progress, resume)
     except OSError as exc:
         raise output_error(
             exc, out_dir, "; the finished files are kept (fix the cause, then resume)"
@@ -330,13 +368,11 @@ def _run_to_folder(
     detector: Detector,
     files: Sequence[Path],
     out_dir: Path,
-    fmt: str,
-    save_masks: bool,
-    save_overlays: bool,
+    settings: dict[str, Any],
+    kinds: tuple[str, ...],
     progress: Callable[[int], None] | None,
     resume: bool,
 ) -> BatchSummary:
-    settings = run_settings(detector, fmt, save_masks, save_overlays)
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
         remove_stale_temp_files(out_dir)
@@ -347,11 +383,13 @@ def _run_to_folder(
         if progress is not None and len(todo) < len(pairs):
             progress(len(pairs) - len(todo))
         for chunk in _chunks(todo, detector.batch_size):
-            records = _detect_chunk(detector, chunk, out_dir, save_masks, save_overlays)
+            records = _detect_chunk(detector, chunk, out_dir, kinds)
             journal.append([records[path] for path, _ in chunk])
             if progress is not None:
                 progress(len(chunk))
-        writer = RecordWriter(out_dir / f"results.{fmt}", fmt, detector.classes)
+        fmt = settings["format"]
+        writer = RecordWriter(out_dir / f"results.{fmt}", fmt, detector.classes,
+                              _provenance(settings))  # fmt: skip
         summary = BatchSummary()
         try:
             for path in files:
@@ -368,20 +406,30 @@ def _run_to_folder(
     return summary
 
 
+def _provenance(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: settings[key] for key in PROVENANCE_KEYS}
+
+
 def _count(summary: BatchSummary, record: dict[str, Any]) -> None:
     if "error" in record:
         summary.failed.append((record["source"], record["error"]))
-    else:
-        summary.ok += 1
+        return
+    summary.ok += 1
+    for stage, ms in record["timings_ms"].items():
+        summary.timings_ms[stage] += ms
 
 
 def _run_to_stdout(
-    detector: Detector, files: Sequence[Path], fmt: str, progress: Callable[[int], None] | None
+    detector: Detector,
+    files: Sequence[Path],
+    fmt: str,
+    settings: dict[str, Any],
+    progress: Callable[[int], None] | None,
 ) -> BatchSummary:
-    writer = RecordWriter(None, fmt, detector.classes)
+    writer = RecordWriter(None, fmt, detector.classes, _provenance(settings))
     summary = BatchSummary()
     for chunk in _chunks(list(zip(files, output_keys(files), strict=True)), detector.batch_size):
-        records = _detect_chunk(detector, chunk, None, False, False)
+        records = _detect_chunk(detector, chunk, None, ())
         for path, _ in chunk:
             writer.write(records[path])
             _count(summary, records[path])
@@ -391,25 +439,35 @@ def _run_to_stdout(
 
 
 def _detect_chunk(
-    detector: Detector,
-    chunk: Sequence[tuple[Path, str]],
-    out_dir: Path | None,
-    save_masks: bool,
-    save_overlays: bool,
-) -> dict[Path, dict[str, Any]]:
+    detector: Detector, chunk: Sequence[tuple[Path, str]], out_dir: Path | None,
+    kinds: tuple[str, ...],
+) -> dict[Path, dict[str, Any]]:  # fmt: skip
     """Records of one chunk of files (errors recorded, outputs saved), by path."""
-    loaded: list[tuple[Path, str, np.ndarray]] = []
+    loaded: list[tuple[Path, str, np.ndarray, float]] = []
     records: dict[Path, dict[str, Any]] = {}
     for path, key in chunk:
+        start = time.perf_counter()
         try:
-            loaded.append((path, key, load_image(path, max_pixels=detector.max_pixels)))
+            rgb = load_image(path, max_pixels=detector.max_pixels)
         except InputError as exc:
             records[path] = {"source": str(path), "error_type": "InputError", "error": str(exc)}
-    results = detector.detect_batch([rgb for _, _, rgb in loaded]) if loaded else []
-    for (path, key, rgb), result in zip(loaded, results, strict=True):
-        result = replace(result, source=str(path))
-        records[path] = _save_outputs(result, rgb, key, out_dir, save_masks, save_overlays)
+            continue
+        loaded.append((path, key, rgb, (time.perf_counter() - start) * 1000.0))
+    results = detector.detect_batch([rgb for _, _, rgb, _ in loaded]) if loaded else []
+    for (path, key, rgb, decode_ms), result in zip(loaded, results, strict=True):
+        result = _with_record_timings(replace(result, source=str(path)), decode_ms)
+        records[path] = _save_outputs(result, rgb, key, out_dir, kinds)
     return records
+
+
+def _with_record_timings(result: Result, decode_ms: float) -> Result:
+    """``result`` with the file's decode time, and with the mask and regions of its record
+    computed and counted as postprocessing."""
+    start = time.perf_counter()
+    _ = result.regions  # computes (and caches) the heatmap and mask on the way
+    postprocess_ms = result.timings["postprocess"] + (time.perf_counter() - start) * 1000.0
+    return replace(result, timings=result.timings | {"decode": decode_ms,
+                                                     "postprocess": postprocess_ms})  # fmt: skip
 
 
 #: Errors that concern one output file only (something in the way of its name): recorded for its
@@ -417,32 +475,32 @@ def _detect_chunk(
 _ONE_FILE_ERRNOS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.EEXIST})
 
 
+def _render_png(result: Result, rgb: np.ndarray, kind: str) -> bytes:
+    """The ``kind`` picture (``mask``, ``overlay``, ``heatmap``) of ``result`` on ``rgb``: PNG."""
+    if kind == "mask":
+        return png_bytes(Image.fromarray(result.mask.astype(np.uint8) * 255))
+    if kind == "overlay":
+        return png_bytes(result.overlay(rgb))
+    return png_bytes(heatmap_panel(rgb, result.heatmap, result.mask, result.label))
+
+
 def _save_outputs(
-    result: Result,
-    rgb: np.ndarray,
-    key: str,
-    out_dir: Path | None,
-    save_masks: bool,
-    save_overlays: bool,
+    result: Result, rgb: np.ndarray, key: str, out_dir: Path | None, kinds: tuple[str, ...]
 ) -> dict[str, Any]:
     record = result.to_dict()
-    if out_dir is None:
-        return record
-    renders = {"mask": (save_masks, lambda: Image.fromarray(result.mask.astype(np.uint8) * 255)),
-               "overlay": (save_overlays, lambda: result.overlay(rgb))}  # fmt: skip
-    for kind, (wanted, render) in renders.items():
-        if wanted:
-            record |= write_output(out_dir, kind, key, lambda r=render: png_bytes(r()))
-            if "error" in record:
-                break
+    for kind in kinds if out_dir is not None else ():
+        record |= write_output(out_dir, kind, key, partial(_render_png, result, rgb, kind))
+        if "error" in record:
+            break
     return record
 
 
 def write_output(out_dir: Path, kind: str, key: str, data: Callable[[], bytes]) -> dict[str, str]:
-    """Write the ``kind`` output (``mask``, ``overlay``) of the input ``key`` atomically as
-    ``out_dir/<kind>s/<key>.png``: the record field naming it (relative to ``out_dir``), or, where
-    a file or folder is in the way of this one name, the ``error_type``/``error`` fields of an
-    ``OutputError`` record. Any other write error (disk full, read-only, ...) raises ``OSError``."""
+    """Write the ``kind`` output (``mask``, ``overlay``, ``heatmap``) of the input ``key``
+    atomically as ``out_dir/<kind>s/<key>.png``: the record field naming it (relative to
+    ``out_dir``), or, where a file or folder is in the way of this one name, the
+    ``error_type``/``error`` fields of an ``OutputError`` record. Any other write error (disk
+    full, read-only, ...) raises ``OSError``."""
     path = output_path(out_dir / f"{kind}s", key, ".png")
     try:
         atomic_write_bytes(path, data())

@@ -46,7 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     det.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     det.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
-    det.add_argument("--save-overlays", action="store_true", help="write overlays/<name>.png")
+    det.add_argument(
+        "--save-overlays", action="store_true",
+        help="write overlays/<name>.png (mask tinted, regions boxed and labelled)",
+    )  # fmt: skip
+    det.add_argument(
+        "--save-heatmaps", action="store_true",
+        help="write heatmaps/<name>.png: photo | colour-mapped artifact heatmap | mask",
+    )  # fmt: skip
+    det.add_argument("--image-threshold", type=float, help="threshold on 1 - P(clean)")
+    det.add_argument("--pixel-threshold", type=float, help="threshold of the mask")
+    det.add_argument(
+        "--class-threshold", action="append", default=[], metavar="CLASS=T",
+        type=_class_threshold,
+        help="an artifact class's own threshold on its probability (repeatable)",
+    )  # fmt: skip
     det.add_argument("--batch-size", type=int, default=8)
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -59,6 +73,22 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", action="store_true",
         help="continue an interrupted run into the same --out (finished files are skipped)",
     )  # fmt: skip
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="set a model's thresholds in place from folders of clean (and artifact) photos",
+    )
+    cal.add_argument("model", help="model file (.safetensors, .onnx, .plan/.engine): rewritten")
+    cal.add_argument("--clean", type=Path, required=True, help="folder of clean photos")
+    cal.add_argument("--artifacts", type=Path, help="folder of photos with artifacts (reported)")
+    cal.add_argument("--fpr", type=float, default=0.01,
+                     help="share of clean photos that may be flagged, in (0, 1)")  # fmt: skip
+    cal.add_argument("--pixel-fpr", type=float,
+                     help="share of clean pixels that may enter the mask, in (0, 1) "
+                     "(default: keep the model's pixel threshold)")  # fmt: skip
+    cal.add_argument("--plot", type=Path, help="plot file (default: MODEL-STEM.calibration.png)")
+    cal.add_argument("--batch-size", type=int, default=8)
+    cal.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
 
     info = sub.add_parser("info", help="print a model file's configuration")
     info.add_argument("model")
@@ -77,12 +107,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .batch import discover, run_batch
-    from .detector import Detector, default_model_path
+    from .detector import default_model_path
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
-    if (args.save_masks or args.save_overlays) and args.out is None:
-        raise UsageError("--save-masks/--save-overlays need --out DIR")
+    if (args.save_masks or args.save_overlays or args.save_heatmaps) and args.out is None:
+        raise UsageError("--save-masks/--save-overlays/--save-heatmaps need --out DIR")
     if args.resume and args.out is None:
         raise UsageError("--resume needs --out DIR (the folder of the interrupted run)")
     from .tiling import TilingSpec
@@ -91,18 +121,18 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         tiling = TilingSpec.parse(args.tiling)
     except ValueError as exc:
         raise UsageError(f"--tiling: {exc}") from None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        detector = Detector(args.model or default_model_path(), args.device, args.batch_size,
-                            tiling=tiling)  # fmt: skip
-    for warning in caught if not args.quiet else ():
-        print(f"ipad detect: warning: {warning.message}", file=sys.stderr)
+    detector = _open_detector(
+        args, args.model or default_model_path(), tiling=tiling,
+        image_threshold=args.image_threshold, pixel_threshold=args.pixel_threshold,
+        class_thresholds=dict(args.class_threshold),
+    )  # fmt: skip
     files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
         summary = run_batch(
             detector, files, args.out, args.format, args.save_masks, args.save_overlays,
             progress=bar.update if bar is not None else None, resume=args.resume,
+            save_heatmaps=args.save_heatmaps,
         )  # fmt: skip
     finally:
         if bar is not None:
@@ -111,10 +141,84 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         where = f" -> {args.out}" if args.out is not None else ""
         print(f"{summary.ok}/{summary.total} images ok, {len(summary.failed)} failed{where}",
               file=sys.stderr)  # fmt: skip
+        print(summary.timing_line(), file=sys.stderr)
         for source, error in summary.failed[:20]:
             print(f"  failed: {error}" if error.startswith(source) else f"  {source}: {error}",
                   file=sys.stderr)  # fmt: skip
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def _open_detector(args: argparse.Namespace, model: str | os.PathLike[str], **options: Any):
+    """A :class:`~ipad_sdk.Detector` on ``args``' device and batch size, its warnings printed
+    unless ``--quiet``; options that do not fit the model are a usage error."""
+    from .detector import Detector
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            detector = Detector(model, args.device, args.batch_size, **options)
+        except ModelError:  # a ValueError too, but not the user's arguments
+            raise
+        except ValueError as exc:  # e.g. thresholds that do not fit this model
+            raise UsageError(str(exc)) from None
+    for warning in caught if not getattr(args, "quiet", False) else ():
+        print(f"ipad {args.command}: warning: {warning.message}", file=sys.stderr)
+    return detector
+
+
+def _image_folder(folder: Path, option: str) -> list[Path]:
+    """The image files below ``folder`` (``--clean``/``--artifacts``); none is a usage error."""
+    from .batch import discover
+
+    if not folder.is_dir():
+        raise UsageError(f"{option} {folder}: not a folder")
+    files = discover([folder])
+    if not files:
+        raise UsageError(f"{option} {folder}: no image files in it")
+    return files
+
+
+def _check_rate(value: float | None, option: str) -> None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise UsageError(f"{option} must be in (0, 1), got {value}")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, score_files, write_plot, write_thresholds
+
+    _check_rate(args.fpr, "--fpr")
+    _check_rate(args.pixel_fpr, "--pixel-fpr")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be >= 1")
+    clean_files = _image_folder(args.clean, "--clean")
+    artifact_files = _image_folder(args.artifacts, "--artifacts") if args.artifacts else []
+    shared = {p.resolve() for p in clean_files} & {p.resolve() for p in artifact_files}
+    if shared:
+        raise UsageError(f"--clean and --artifacts share {len(shared)} file(s), e.g. {min(shared)}")
+    detector = _open_detector(args, args.model)
+    clean = score_files(detector, clean_files, keep_pixels=args.pixel_fpr is not None)
+    artifacts = score_files(detector, artifact_files) if artifact_files else None
+    for failure in clean.failed + (artifacts.failed if artifacts else []):
+        print(f"ipad calibrate: skipped: {failure.error}", file=sys.stderr)
+    if clean.scores.size == 0:
+        raise UsageError(f"--clean {args.clean}: none of its images could be read")
+    cal = calibrate(detector.config, clean, artifacts, args.fpr, args.pixel_fpr)
+    write_thresholds(args.model, detector.config, cal)
+    for line in cal.summary():
+        print(line)
+    print(f"wrote the thresholds into {args.model}")
+    plot = args.plot or Path(args.model).with_name(Path(args.model).stem + ".calibration.png")
+    print(write_plot(plot, cal, clean, artifacts))
+    return EXIT_OK
+
+
+def _class_threshold(text: str) -> tuple[str, float]:
+    """The argparse type of ``--class-threshold CLASS=T``."""
+    name, _, value = text.partition("=")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CLASS=THRESHOLD") from None
 
 
 def _progress_bar(total: int, disabled: bool):  # -> tqdm | None
@@ -188,7 +292,8 @@ def _cmd_create_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "create-bundle": _cmd_create_bundle}
+_COMMANDS = {"detect": _cmd_detect, "calibrate": _cmd_calibrate, "info": _cmd_info,
+             "create-bundle": _cmd_create_bundle}  # fmt: skip
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:

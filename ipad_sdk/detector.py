@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch, resize_to
 from .result import Failure, Result
+from .thresholds import Thresholds
 from .tiling import TileLayout, TilingSpec, blend, combine_scores, plan_tiles
 
 _END = object()  # end-of-input marker of Detector.stream
@@ -125,6 +127,12 @@ class _Prepared:
     source: str | None
     working: Any = None  # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
     layout: TileLayout | None = None
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
 
 
 class Detector:
@@ -144,6 +152,10 @@ class Detector:
     (see :mod:`ipad_sdk.tiling`). ``compile=True`` (PyTorch bundles) runs the network through
     ``torch.compile`` for the fixed ``batch_size``, with CUDA-graph capture on a GPU
     (``mode="reduce-overhead"``); the first batch pays the compilation.
+
+    ``image_threshold``, ``pixel_threshold`` and ``class_thresholds`` (artifact class -> threshold
+    on its probability) replace the model's operating point for this detector (see
+    :class:`~ipad_sdk.thresholds.Thresholds`); every result carries the values it used.
     """
 
     def __init__(
@@ -158,6 +170,9 @@ class Detector:
         precision: str = "auto",
         tiling: str | TilingSpec | None = "off",
         compile: bool = False,
+        image_threshold: float | None = None,
+        pixel_threshold: float | None = None,
+        class_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -167,6 +182,9 @@ class Detector:
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.tiling = TilingSpec.parse(tiling)
+        self.thresholds = Thresholds.resolve(
+            self.config, image_threshold, pixel_threshold, class_thresholds
+        )
         if not self.config.trained:
             warnings.warn(
                 f"{self.model_path}: untrained model "
@@ -302,6 +320,7 @@ class Detector:
 
     def _prepare(self, image: ImageInput) -> _Prepared | Failure:
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        start = time.perf_counter()
         try:
             tensor = self._device_image(image)
             if tensor is not None:
@@ -314,18 +333,19 @@ class Detector:
                 image_size = (rgb.shape[0], rgb.shape[1])
         except InputError as exc:
             return Failure(source, exc)
+        decode_ms, start = _ms_since(start), time.perf_counter()
         network_input = self._preprocess([rgb])[0]
         tiling, size = self.tiling, self.config.image_size
         layout = plan_tiles(image_size, size, tiling) if tiling is not None else None
-        if layout is None:
-            return _Prepared(network_input, image_size, source)
-        if isinstance(rgb, np.ndarray):
+        working = None
+        if layout is not None and isinstance(rgb, np.ndarray):
             working = resize_to(rgb, layout.working_size)
-        else:
+        elif layout is not None:
             from .device_preprocess import resize_tensor
 
             working = resize_tensor(rgb, layout.working_size)
-        return _Prepared(network_input, image_size, source, working, layout)
+        return _Prepared(network_input, image_size, source, working, layout, decode_ms,
+                         _ms_since(start))  # fmt: skip
 
     def _preprocess(self, images: list[Any]) -> Any:
         """Host ``HxWx3`` arrays -> a numpy batch; device ``3xHxW`` tensors -> a device batch."""
@@ -358,15 +378,30 @@ class Detector:
             from .device_preprocess import stack_on_device
 
             batch = stack_on_device(inputs, self.device)
+        start = time.perf_counter()
         class_probs, pixel_probs = self._infer(batch)
-        results = []
-        for item, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True):
-            if item.layout is not None:  # tiled: then working and self.tiling are set too
-                tile_class, tile_pixel = self._run_tiles(item.working, item.layout)
-                cp = combine_scores(cp, tile_class, self.tiling.image_rule)  # type: ignore[union-attr]
-                pp = blend(tile_pixel, item.layout)
-            results.append(Result.from_probs(cp, pp, self.config, item.image_size, item.source))
-        return results
+        batch_share = _ms_since(start) / len(chunk)
+        return [self._result(item, cp, pp, batch_share)
+                for item, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True)]  # fmt: skip
+
+    def _result(
+        self, item: _Prepared, cp: np.ndarray, pp: np.ndarray, inference_ms: float
+    ) -> Result:
+        """One image's result from its whole-image outputs (plus its tiles when it is tiled)."""
+        tiles_ms = 0.0
+        if item.layout is not None:  # tiled: then working and self.tiling are set too
+            start = time.perf_counter()
+            tile_class, tile_pixel = self._run_tiles(item.working, item.layout)
+            tiles_ms = _ms_since(start)
+        start = time.perf_counter()
+        if item.layout is not None:
+            cp = combine_scores(cp, tile_class, self.tiling.image_rule)  # type: ignore[union-attr]
+            pp = blend(tile_pixel, item.layout)
+        result = Result.from_probs(cp, pp, self.config, item.image_size, item.source,
+                                   self.thresholds)  # fmt: skip
+        timings = {"decode": item.decode_ms, "preprocess": item.preprocess_ms,
+                   "inference": inference_ms + tiles_ms}  # fmt: skip
+        return replace(result, timings=timings | {"postprocess": _ms_since(start)})
 
     def _run_tiles(self, working: Any, layout: TileLayout) -> tuple[np.ndarray, np.ndarray]:
         """The model's outputs on every tile of ``layout``, ``batch_size`` tiles at a time."""

@@ -18,6 +18,7 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
@@ -458,3 +459,65 @@ def read_bundle_config(path: str | os.PathLike[str]) -> ModelConfig:
             f"(metadata '{FORMAT_KEY}' is {meta.get(FORMAT_KEY)!r}, expected {FORMAT_NAME!r})"
         )
     return ModelConfig.from_json(meta[CONFIG_KEY], source=name)
+
+
+# -- writing a new config into a model file in place (thresholds set by `ipad calibrate`) --------
+
+
+def write_bundle_config(path: str | os.PathLike[str], config: ModelConfig) -> None:
+    """Replace the config in a bundle's safetensors header, atomically; the tensor bytes are
+    copied unchanged. The header is padded with spaces to a multiple of 8 bytes, as safetensors
+    writes it (hand-written for the reason :func:`read_safetensors_header` is)."""
+    import shutil
+
+    from .fileio import atomic_write
+
+    name = os.fspath(path)
+    header = read_safetensors_header(name)
+    read_bundle_config(name)  # refuse anything but an ipad-sdk bundle
+    header["__metadata__"] = header["__metadata__"] | {CONFIG_KEY: config.to_json()}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+
+    def write(tmp: Any) -> None:
+        with open(name, "rb") as src, open(tmp, "wb") as dst:
+            (old_length,) = struct.unpack("<Q", src.read(8))
+            src.seek(8 + old_length)
+            dst.write(struct.pack("<Q", len(raw)) + raw)
+            shutil.copyfileobj(src, dst, 1 << 22)
+
+    atomic_write(Path(name), write)
+
+
+def write_engine_config(plan: str | os.PathLike[str], config: ModelConfig) -> None:
+    """Replace the config in an engine's sidecar, atomically; the plan is not touched (its size
+    and SHA-256 in the sidecar still hold)."""
+    from .fileio import atomic_write_bytes
+
+    _, meta = read_engine_metadata(plan)
+    meta = meta | {CONFIG_KEY: config.to_json()}
+    text = json.dumps(meta, indent=1, sort_keys=True).encode()
+    atomic_write_bytes(Path(engine_sidecar_path(plan)), text)
+
+
+def write_onnx_config(path: str | os.PathLike[str], config: ModelConfig) -> None:
+    """Replace the config in an ONNX file's ``metadata_props``, atomically (needs ``onnx``;
+    external weight files are referenced as before, not rewritten)."""
+    from .errors import BackendUnavailable
+    from .fileio import atomic_write
+
+    try:
+        import onnx
+    except ImportError:
+        raise BackendUnavailable("writing .onnx metadata needs: pip install onnx") from None
+    name = os.fspath(path)
+    check_regular_file(name)
+    try:
+        proto = onnx.load(name, load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError types
+        raise ModelError(f"{name}: not a readable ONNX file: {exc}") from None
+    read_exported_metadata({e.key: e.value for e in proto.metadata_props}, name, ONNX_FORMAT_NAME)
+    for entry in proto.metadata_props:
+        if entry.key == CONFIG_KEY:
+            entry.value = config.to_json()
+    atomic_write(Path(name), lambda tmp: onnx.save(proto, os.fspath(tmp)))

@@ -11,6 +11,11 @@ import numpy as np
 from PIL import Image
 
 from .metadata import ModelConfig
+from .regions import Region, find_regions
+from .thresholds import Thresholds
+
+#: The stages a result's ``timings`` measures, in milliseconds per image.
+STAGES = ("decode", "preprocess", "inference", "postprocess")
 
 
 @dataclass(frozen=True, eq=False)
@@ -18,10 +23,13 @@ class Result:
     """Detection result for one image.
 
     ``scores`` are the image-level class probabilities; ``artifact_score = 1 - scores[clean]``.
-    ``label`` is the clean class when ``artifact_score < image_threshold``, otherwise the most
-    probable artifact class. ``heatmap`` is the per-pixel artifact probability ``1 - P(clean)`` at
-    the original image size (computed on first access); ``mask`` is ``heatmap >= pixel_threshold``
-    for images labelled as an artifact and all False for images labelled clean.
+    ``label`` follows ``thresholds`` (:class:`~ipad_sdk.thresholds.Thresholds`: the clean class
+    when ``artifact_score < image_threshold``, otherwise the most probable artifact class, unless
+    class thresholds are set). ``heatmap`` is the per-pixel artifact probability ``1 - P(clean)``
+    at the original image size (computed on first access); ``mask`` is
+    ``heatmap >= pixel_threshold`` for images labelled as an artifact and all False for images
+    labelled clean; ``regions`` its connected parts per class. ``timings`` holds the milliseconds
+    each stage of :data:`STAGES` took for this image (inference: its share of the batch).
     """
 
     label: str
@@ -30,9 +38,9 @@ class Result:
     image_size: tuple[int, int]  # (height, width) of the input image
     # [K+1, h, w]: at network resolution S x S, or at the working resolution when tiled
     pixel_probs: np.ndarray = field(repr=False)
-    image_threshold: float = 0.5
-    pixel_threshold: float = 0.5
+    thresholds: Thresholds = field(default_factory=Thresholds)
     source: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     ok = True  # a Failure (from Detector.stream) has ok False
 
@@ -44,25 +52,30 @@ class Result:
         config: ModelConfig,
         image_size: tuple[int, int],
         source: str | None = None,
+        thresholds: Thresholds | None = None,
     ) -> Result:
-        """Build a result from one image's outputs ``[K+1]`` and ``[K+1, h, w]``."""
+        """Build a result from one image's outputs ``[K+1]`` and ``[K+1, h, w]``, labelled by
+        ``thresholds`` (default: the model's)."""
+        thresholds = thresholds if thresholds is not None else Thresholds.resolve(config)
         probs = np.asarray(class_probs, dtype=np.float64)
         scores = {name: float(p) for name, p in zip(config.classes, probs, strict=True)}
-        artifact_score = float(1.0 - probs[0])
-        if artifact_score < config.image_threshold:
-            label = config.classes[0]
-        else:
-            label = config.classes[1 + int(np.argmax(probs[1:]))]
         return cls(
-            label=label,
+            label=thresholds.label(probs, config.classes),
             scores=scores,
-            artifact_score=artifact_score,
+            artifact_score=float(1.0 - probs[0]),
             image_size=(int(image_size[0]), int(image_size[1])),
             pixel_probs=np.asarray(pixel_probs, dtype=np.float32),
-            image_threshold=config.image_threshold,
-            pixel_threshold=config.pixel_threshold,
+            thresholds=thresholds,
             source=source,
         )
+
+    @property
+    def image_threshold(self) -> float:
+        return self.thresholds.image
+
+    @property
+    def pixel_threshold(self) -> float:
+        return self.thresholds.pixel
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -104,6 +117,18 @@ class Result:
         """Fraction of the image's pixels inside :attr:`mask`."""
         return float(self.mask.mean()) if self.mask.size else 0.0
 
+    @cached_property
+    def regions(self) -> list[Region]:
+        """The connected regions of :attr:`mask` per artifact class (needs scipy): each pixel
+        belongs to its most probable artifact class."""
+        if not self.is_artifact:
+            return []
+        height, width = self.image_size
+        top = np.argmax(self.pixel_probs[1:], axis=0).astype(np.uint8)
+        nearest = Image.fromarray(top).resize((width, height), Image.Resampling.NEAREST)
+        class_map = np.asarray(nearest)
+        return find_regions(self.mask, self.heatmap, class_map, self.classes[1:])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-pixel arrays)."""
         return {
@@ -115,6 +140,9 @@ class Result:
             "width": self.image_size[1],
             "height": self.image_size[0],
             "mask_fraction": self.mask_fraction,
+            "regions": [region.to_dict() for region in self.regions],
+            "thresholds": self.thresholds.to_dict(),
+            "timings_ms": dict(self.timings),
         }
 
     def to_json(self) -> str:
@@ -131,7 +159,7 @@ class Result:
                 f"overlay image is {rgb.shape[1]}x{rgb.shape[0]}, the result is for "
                 f"{self.image_size[1]}x{self.image_size[0]}"
             )
-        return draw_overlay(rgb, self.heatmap, self.mask, self.label, alpha)
+        return draw_overlay(rgb, self.heatmap, self.mask, self.label, alpha, self.regions)
 
 
 @dataclass(frozen=True)

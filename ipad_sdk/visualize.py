@@ -1,9 +1,14 @@
-"""Pictures of results: mask overlays (numpy + pillow only)."""
+"""Pictures of results: mask overlays with labelled regions, and heatmap panels (numpy + pillow
+only)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from .regions import Region
 
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "clean": (40, 200, 80),
@@ -13,13 +18,43 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
 }
 _FALLBACK_COLOR = (255, 40, 40)
 
+#: Anchor colours of matplotlib's "inferno" map at 0, 1/8, ..., 1 (perceptually uniform, readable
+#: in grey): a fixed table interpolated to 256 entries, so pictures need no matplotlib at run time.
+_INFERNO_ANCHORS = np.array(
+    [(0, 0, 4), (33, 12, 74), (87, 16, 110), (138, 34, 106), (188, 55, 84),
+     (228, 90, 49), (249, 142, 9), (249, 203, 53), (252, 255, 164)],
+    dtype=np.float64,
+)  # fmt: skip
+HEATMAP_LUT = np.stack(
+    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_INFERNO_ANCHORS)), channel)
+     for channel in _INFERNO_ANCHORS.T],
+    axis=-1,
+).round().astype(np.uint8)  # fmt: skip
+
+
+def _color(label: str) -> tuple[int, int, int]:
+    return CLASS_COLORS.get(label, _FALLBACK_COLOR)
+
+
+def _label_box(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, color: tuple) -> None:
+    """``text`` in ``color`` on a black box with its top-left corner at ``xy``."""
+    left, top, right, bottom = draw.textbbox(xy, text)
+    draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0))
+    draw.text(xy, text, fill=color)
+
 
 def draw_overlay(
-    rgb: np.ndarray, heatmap: np.ndarray, mask: np.ndarray, label: str, alpha: float = 0.5
+    rgb: np.ndarray,
+    heatmap: np.ndarray,
+    mask: np.ndarray,
+    label: str,
+    alpha: float = 0.5,
+    regions: Sequence[Region] = (),
 ) -> Image.Image:
     """Tint the masked pixels in the label's colour (stronger where the heatmap is higher),
-    outline the mask, and write the label in the top-left corner."""
-    color = np.asarray(CLASS_COLORS.get(label, _FALLBACK_COLOR), dtype=np.float32)
+    outline the mask, box each region in its class colour with its class and peak score, and write
+    the label in the top-left corner."""
+    color = np.asarray(_color(label), dtype=np.float32)
     weight = (alpha * mask * (0.5 + 0.5 * heatmap))[:, :, None]
     out = rgb.astype(np.float32) * (1.0 - weight) + color * weight
     mask_img = Image.fromarray(mask.astype(np.uint8) * 255)
@@ -28,8 +63,31 @@ def draw_overlay(
     out[mask & ~eroded] = color
     image = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    text_box = draw.textbbox((4, 4), label)
-    left, top, right, bottom = text_box
-    draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0))
-    draw.text((4, 4), label, fill=tuple(int(c) for c in color))
+    for region in regions:
+        left, top, right, bottom = region.bbox
+        color = _color(region.label)
+        draw.rectangle((left, top, right - 1, bottom - 1), outline=color)
+        text = f"{region.label} {region.peak:.2f}"
+        height = draw.textbbox((0, 0), text)[3]
+        _label_box(draw, (left + 3, max(top - height - 5, 3)), text, color)  # just above the box
+    _label_box(draw, (4, 4), label, _color(label))
     return image
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """``heatmap`` (values in [0, 1]) through :data:`HEATMAP_LUT`: ``HxWx3`` uint8."""
+    return HEATMAP_LUT[np.clip(np.rint(heatmap * 255), 0, 255).astype(np.uint8)]
+
+
+def heatmap_panel(
+    rgb: np.ndarray, heatmap: np.ndarray, mask: np.ndarray, label: str
+) -> Image.Image:
+    """The photo, its colour-mapped artifact heatmap and its mask (in the label's colour), side by
+    side with a 4-pixel gap."""
+    height, width = mask.shape
+    mask_rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    mask_rgb[mask] = _color(label)
+    panel = Image.new("RGB", (3 * width + 8, height), (255, 255, 255))
+    for i, part in enumerate((rgb, colorize(heatmap), mask_rgb)):
+        panel.paste(Image.fromarray(part), (i * (width + 4), 0))
+    return panel

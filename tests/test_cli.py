@@ -23,6 +23,7 @@ from ipad_sdk import Detector, __version__
 from ipad_sdk.batch import JOURNAL_NAME, ResumeError, discover, output_keys, run_batch
 from ipad_sdk.cli import main
 from ipad_sdk.fileio import NAME_MAX, fit_name
+from ipad_sdk.visualize import colorize
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
 
@@ -172,6 +173,60 @@ def test_detect_csv(image_dir, tiny_bundle, tmp_path, capsys):
         assert (out / row["mask"]).is_file()
         assert row["error"] == "" and row["error_type"] == ""
     assert _leftovers(out) == []
+
+
+def test_detect_thresholds_regions_timings_provenance_and_heatmaps(
+    image_dir, tiny_bundle, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    valid = [str(p) for p in image_dir["valid"]]
+    code = main(["detect", *valid, "-m", str(tiny_bundle), "-o", str(out), "--format", "csv",
+                 "--image-threshold", "0", "--pixel-threshold", "0.25", "--class-threshold",
+                 "flare=0.9", "--save-heatmaps", "--save-overlays", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    assert "mean ms per image: decode " in capsys.readouterr().err
+    with open(out / "results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cpu", image_threshold=0.0, pixel_threshold=0.25,
+                       class_thresholds={"flare": 0.9})  # fmt: skip
+    sha = hashlib.sha256(tiny_bundle.read_bytes()).hexdigest()
+    for row, path in zip(rows, image_dir["valid"], strict=True):
+        expected = det.detect(path)
+        assert row["label"] == expected.label
+        assert json.loads(row["regions"]) == [r.to_dict() for r in expected.regions]
+        assert json.loads(row["thresholds"]) == {"image": 0.0, "pixel": 0.25,
+                                                 "classes": {"flare": 0.9}}  # fmt: skip
+        timings = json.loads(row["timings_ms"])
+        assert list(timings) == ["decode", "preprocess", "inference", "postprocess"]
+        assert all(ms >= 0 for ms in timings.values()) and timings["inference"] > 0
+        assert (row["model_sha256"], row["sdk_version"]) == (sha, __version__)
+        assert (row["backend"], row["precision"], row["tiling"]) == ("torch", "fp32", "")
+        h, w = image_dir["sizes"][path]
+        with Image.open(out / row["heatmap"]) as image:
+            assert image.size == (3 * w + 8, h)
+            panel = np.asarray(image)
+        np.testing.assert_array_equal(panel[:, :w], np.asarray(Image.open(path).convert("RGB")))
+        np.testing.assert_array_equal(panel[:, w + 4 : 2 * w + 4], colorize(expected.heatmap))
+        assert (panel[:, 2 * w + 8 :].any(axis=-1) == expected.mask).all()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--image-threshold", "1.5"], ["--class-threshold", "dust=0.5"],
+     ["--class-threshold", "clean=0.5"], ["--class-threshold", "flare"]],
+)  # fmt: skip
+def test_bad_thresholds_are_usage_errors(image_dir, tiny_bundle, tmp_path, flags, capsys):
+    out = tmp_path / "out"
+    argv = ["detect", str(image_dir["root"]), "-m", str(tiny_bundle), "-o", str(out), *flags]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refuses a malformed CLASS=T itself
+        code = exc.code
+    assert code == 2
+    assert not out.exists()
+    assert "threshold" in capsys.readouterr().err
 
 
 def test_detect_csv_records_failures(image_dir, tiny_bundle, tmp_path, capsys):
@@ -722,9 +777,23 @@ def test_run_batch_summary_and_progress(image_dir, tiny_bundle, tmp_path):
 
 
 # -- resume -------------------------------------------------------------------------------------
-def _outputs(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
+def _outputs(folder: Path) -> dict[str, object]:
+    """Every file under ``folder``: its bytes, or for a results file its records without their
+    timings (which differ from run to run)."""
+    return {p.relative_to(folder).as_posix(): _untimed(p)
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _untimed(path: Path) -> object:
+    if path.name == "results.jsonl":
+        records = _read_jsonl(path)
+    elif path.name == "results.csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            records = list(csv.DictReader(fh))
+    else:
+        return path.read_bytes()
+    assert all("timings_ms" in r for r in records if not r.get("error"))
+    return [{k: v for k, v in r.items() if k != "timings_ms"} for r in records]
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_outputs(

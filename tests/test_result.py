@@ -246,6 +246,9 @@ KEYS = {
     "width",
     "height",
     "mask_fraction",
+    "regions",
+    "thresholds",
+    "timings_ms",
 }
 
 
@@ -274,6 +277,11 @@ def test_to_dict_is_json_serialisable(config, source, probs):
     assert type(d["width"]) is int and type(d["height"]) is int
     assert type(d["mask_fraction"]) is float
     assert d["mask_fraction"] == (16 * 26 / (48 * 80) if r.is_artifact else 0.0)
+    regions = [{"label": "ghosting", "bbox": [50, 28, 76, 44], "area": 16 * 26 / (48 * 80),
+                "peak": 1.0}] if r.is_artifact else []  # fmt: skip
+    assert d["regions"] == regions
+    assert d["thresholds"] == {"image": 0.5, "pixel": 0.5, "classes": {}}
+    assert d["timings_ms"] == {}  # only a Detector measures
     d["scores"]["clean"] = -1.0  # a copy, not the result's own dict
     assert r.scores["clean"] != -1.0
 
@@ -307,6 +315,10 @@ def test_overlay_pixels_outside_mask_unchanged(overlay_case):
     assert bottom < y0 and right < 80  # the label box is away from the mask
     keep[: bottom + 1, : right + 1] = False
     assert keep.sum() > 48 * 80 // 2
+    changed = keep & (px != rgb).any(axis=-1)
+    ys, xs = np.nonzero(changed)  # the region's label, just above its top-left corner
+    assert changed.any() and ys.max() < y0 and xs.min() >= x0
+    keep &= ~changed
     np.testing.assert_array_equal(px[keep], rgb[keep])
     # a strip well below the label box is untouched everywhere outside the mask
     np.testing.assert_array_equal(px[24:, :x0], rgb[24:, :x0])
@@ -359,3 +371,62 @@ def test_overlay_does_not_modify_the_input(overlay_case):
     before = rgb.copy()
     r.overlay(rgb)
     np.testing.assert_array_equal(rgb, before)
+
+
+# --------------------------------------------------------------------------------------------------
+# run-time thresholds and regions
+
+
+@pytest.mark.parametrize(
+    ("probs", "classes", "label"),
+    [
+        ([0.375, 0.125, 0.25, 0.25], {}, "flare"),  # the plain rule on the image threshold
+        # flare has its own threshold and stays below it: no other class is reported
+        ([0.375, 0.125, 0.25, 0.25], {"flare": 0.3125}, "clean"),
+        ([0.375, 0.125, 0.3125, 0.1875], {"flare": 0.25}, "flare"),
+        # a class over its own threshold is reported even below the image threshold
+        ([0.75, 0.0625, 0.1875, 0.0], {"flare": 0.125}, "flare"),
+        ([0.75, 0.0625, 0.1875, 0.0], {"ghosting": 0.125}, "clean"),
+        # the most probable reported class wins
+        ([0.25, 0.375, 0.3125, 0.0625], {"ghosting": 0.5, "flare": 0.25}, "flare"),
+        ([0.25, 0.375, 0.3125, 0.0625], {"flare": 0.25}, "ghosting"),
+    ],
+)
+def test_class_thresholds(config, probs, classes, label):
+    from ipad_sdk.thresholds import Thresholds
+
+    thresholds = Thresholds.resolve(config, classes=classes)
+    r = Result.from_probs(np.asarray(probs), _constant_planes([0.25] * 4), config, (8, 8),
+                          thresholds=thresholds)  # fmt: skip
+    assert r.label == label
+    assert r.to_dict()["thresholds"] == {"image": 0.5, "pixel": 0.5, "classes": classes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [({"image": 1.5}, "image_threshold"), ({"pixel": float("nan")}, "pixel_threshold"),
+     ({"classes": {"clean": 0.5}}, "clean"), ({"classes": {"dust": 0.5}}, "dust"),
+     ({"classes": {"flare": -0.25}}, "flare")],
+)  # fmt: skip
+def test_bad_thresholds_are_refused(config, changes, match):
+    from ipad_sdk.thresholds import Thresholds
+
+    with pytest.raises(ValueError, match=match):
+        Thresholds.resolve(config, **changes)
+
+
+def test_regions_per_class_with_bbox_area_and_peak(config):
+    """Two flare blobs and one moire blob: three regions, each in its class, largest first."""
+    planes = np.zeros((4, 40, 60), dtype=np.float32)
+    planes[0] = 1.0
+    for (y0, y1, x0, x1), k, p in [((2, 12, 2, 22), 2, 0.75), ((20, 24, 40, 44), 2, 0.875),
+                                   ((26, 36, 10, 30), 3, 0.625)]:  # fmt: skip
+        planes[0, y0:y1, x0:x1], planes[k, y0:y1, x0:x1] = 1 - p, p
+    r = Result.from_probs(np.array([0.125, 0.125, 0.5, 0.25]), planes, config, (40, 60))
+    assert r.label == "flare"
+    assert [x.to_dict() for x in r.regions] == [
+        {"label": "flare", "bbox": [2, 2, 22, 12], "area": 200 / 2400, "peak": 0.75},
+        {"label": "flare", "bbox": [40, 20, 44, 24], "area": 16 / 2400, "peak": 0.875},
+        {"label": "moire", "bbox": [10, 26, 30, 36], "area": 200 / 2400, "peak": 0.625},
+    ]
+    assert _result(config, [0.875, 0.0625, 0.03125, 0.03125]).regions == []  # clean: no mask

@@ -12,7 +12,8 @@ A quality gate is judged by its false alarms, so the thresholds are operating po
 data: ``image_threshold`` is the artifact score at which at most ``image_fpr`` of the clean
 validation images are labelled an artifact; ``pixel_threshold`` the heatmap value at which at most
 ``pixel_fpr`` of the clean pixels (every pixel outside the artifact masks) enter the mask. Each sits
-midway between neighbouring scores, never on one (see :func:`threshold_at_fpr`).
+midway between neighbouring scores, never on one (see
+:func:`ipad_sdk.thresholds.threshold_at_fpr`).
 The new bundle holds the same weights with these thresholds in its config; the achieved rates on
 the split are printed and returned.
 """
@@ -28,6 +29,7 @@ if __package__ in (None, ""):  # run as `python train/calibrate.py`: make `train
 import argparse
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,27 +38,8 @@ import numpy as np
 from PIL import Image
 
 from ipad_sdk import Detector
+from ipad_sdk.thresholds import threshold_at_fpr
 from train.dataset import read_manifest
-
-
-def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
-    """A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr`` that keeps as many
-    negatives below it as the rate requires and no more, placed at the **midpoint of the gap**
-    between the highest negative that must stay below and the next higher score (or 1.0), never on
-    a score: the same image scored again in another batch or thread count (a few ulp away) stays on
-    its side. When every negative may pass, ``t`` is half the lowest score."""
-    if not 0.0 <= fpr <= 1.0:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
-    values = np.sort(np.asarray(negatives, dtype=np.float64).ravel())
-    if values.size == 0:
-        raise ValueError("no negatives to calibrate on")
-    allowed = int(np.floor(fpr * values.size))
-    if allowed >= values.size:
-        return float(np.clip(values[0], 0.0, 1.0) / 2)
-    below = values[values.size - 1 - allowed]  # this one and every lower score stay below t
-    higher = values[values > below]
-    upper = float(higher[0]) if higher.size else 1.0
-    return float(np.clip((below + upper) / 2, 0.0, 1.0))
 
 
 def calibrate(
@@ -99,14 +82,18 @@ def calibrate_on_clean_images(
     """The image threshold at ``image_fpr`` on a folder of clean photos (the model's pixel
     threshold is kept), and the share of them it flags."""
     from ipad_sdk.batch import discover
+    from ipad_sdk.calibrate import score_files
 
-    paths = [str(p) for p in discover([folder])]
+    paths = discover([folder])
     if not paths:
         raise SystemExit(f"calibrate: {folder}: no images")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         detector = Detector(model, device=device)
-    scores = np.asarray([res.artifact_score for res in detector.iter_detect(paths)])
+    scored = score_files(detector, paths)  # the scoring of `ipad calibrate`
+    for failure in scored.failed:
+        print(f"calibrate: skipped: {failure.error}", file=sys.stderr)
+    scores = scored.scores
     image_t = threshold_at_fpr(scores, image_fpr)
     return {
         "split": f"clean photos in {folder}", "images": len(paths), "image_threshold": image_t,

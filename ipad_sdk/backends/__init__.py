@@ -14,11 +14,13 @@ class Backend(Protocol):
 
     ``input_format`` says which batch :func:`~ipad_sdk.preprocess.preprocess_batch` must make:
     ``"float"`` (normalised float32) or ``"uint8"`` (resized pixels, normalised by the model).
+    ``precision`` is the one it runs at (``fp32``, ``fp16``, ``int8``).
     """
 
     name: str
     device: str
     config: ModelConfig
     input_format: str
+    precision: str
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...

@@ -183,6 +183,7 @@ class OnnxBackend:
             session.get_modelmeta().custom_metadata_map, name, ONNX_FORMAT_NAME
         )
         self.input_format = self.metadata["input_format"]
+        self.precision = self.metadata["precision"]
         self._check_precision(name)
         if self.metadata["precision"] == "fp16" and session.get_providers() == [CPU_PROVIDER]:
             # ORT's CPU graph optimiser has crashed (segfault) on FP16 transformer graphs at

@@ -158,6 +158,7 @@ class TensorRTBackend:
         self.config, self.metadata = read_engine_metadata(name)
         info = self.metadata["tensorrt"]
         self.input_format = self.metadata["input_format"]
+        self.precision = self.metadata["precision"]
         trt = _import_trt(info["flavour"], name)
         if trt.__version__ != info["version"]:
             raise ModelError(
