@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ._version import __version__
+from .colour import quantize8
 from .detector import Detector
 from .errors import InputError, IpadError, OutputError
 from .fileio import (
@@ -40,7 +41,7 @@ from .fileio import (
     remove_stale_temp_files,
     temp_path_beside,
 )
-from .io import load_image
+from .io import load_pixels
 from .result import STAGES, Result
 from .visualize import heatmap_panel
 
@@ -448,7 +449,7 @@ def _detect_chunk(
     for path, key in chunk:
         start = time.perf_counter()
         try:
-            rgb = load_image(path, max_pixels=detector.max_pixels)
+            rgb = load_pixels(path, max_pixels=detector.max_pixels)
         except InputError as exc:
             records[path] = {"source": str(path), "error_type": "InputError", "error": str(exc)}
             continue
@@ -456,7 +457,7 @@ def _detect_chunk(
     results = detector.detect_batch([rgb for _, _, rgb, _ in loaded]) if loaded else []
     for (path, key, rgb, decode_ms), result in zip(loaded, results, strict=True):
         result = _with_record_timings(replace(result, source=str(path)), decode_ms)
-        records[path] = _save_outputs(result, rgb, key, out_dir, kinds)
+        records[path] = _save_outputs(result, quantize8(rgb), key, out_dir, kinds)
     return records
 
 

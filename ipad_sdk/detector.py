@@ -16,7 +16,7 @@ import numpy as np
 from .backends import Backend
 from .errors import BackendUnavailable, InputError, ModelError
 from .fileio import check_regular_file
-from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_image
+from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_pixels
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch, resize_to
 from .result import Failure, Result
@@ -329,7 +329,7 @@ class Detector:
                 rgb = to_rgb_uint8(tensor, describe(image), self.max_pixels)  # 3xHxW on the GPU
                 image_size = (int(rgb.shape[1]), int(rgb.shape[2]))
             else:
-                rgb = load_image(image, max_pixels=self.max_pixels)
+                rgb = load_pixels(image, max_pixels=self.max_pixels)
                 image_size = (rgb.shape[0], rgb.shape[1])
         except InputError as exc:
             return Failure(source, exc)

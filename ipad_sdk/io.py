@@ -1,9 +1,14 @@
-"""Turn any supported image input into an RGB ``uint8`` array, or raise :class:`InputError`.
+"""Turn any supported image input into sRGB pixels, or raise :class:`InputError`.
 
-Accepted inputs (one place for every backend):
+:func:`load_pixels` gives ``uint16`` pixels where the input has more than 8 bits per channel
+(16-bit arrays, PNG and TIFF, 10/12-bit HEIF, RAW) and ``uint8`` otherwise; the preprocessing
+resizes them at that precision and quantises once (:mod:`ipad_sdk.preprocess`). :func:`load_image`
+is the same pixels quantised to ``uint8`` at once. Accepted inputs (one place for every backend):
 
-* a path (``str`` / ``os.PathLike``) or encoded bytes of any format Pillow reads; EXIF orientation
-  is applied; animated files give their first frame;
+* a path (``str`` / ``os.PathLike``) or encoded bytes of any format Pillow reads (AVIF included),
+  HEIC/HEIF (extra ``heif``) or camera RAW/DNG (extra ``raw``; :mod:`ipad_sdk.decoders`); EXIF
+  orientation is applied; animated files give their first frame; an embedded RGB ICC profile
+  (Display P3, Adobe RGB, ProPhoto, ...) is converted to sRGB (:mod:`ipad_sdk.colour`);
 * a ``PIL.Image.Image`` (any mode: 1, L, P, RGB, RGBA, RGBa, LA, La, CMYK, I;16, I, F, ...);
 * a numpy array ``HxW``, ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), dtype ``uint8``,
   ``uint16`` or floating point in ``[0, 1]``;
@@ -17,9 +22,9 @@ Tensors on the GPU are copied to the host here; the :class:`~ipad_sdk.Detector` 
 on that GPU preprocesses them there instead (:mod:`ipad_sdk.device_preprocess`).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
-three channels; 16-bit arrays and 16-bit grayscale images map to 8 bits by ``round(v / 257)``
-(16-bit RGB files are reduced to 8 bits by Pillow's decoder, which keeps the high byte); floats by
-``round(v * 255)``. A C-contiguous RGB ``uint8`` array is returned as is, not copied.
+three channels; 16-bit values map to 8 bits by ``round(v / 257)`` (16-bit RGB PNG and TIFF files
+are decoded at full precision: Pillow alone keeps the high byte); floats by ``round(v * 255)``. A
+C-contiguous RGB ``uint8`` array is returned as is, not copied.
 
 Errors name the input and the problem: missing file, not an image, truncated data, zero size,
 more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Union
@@ -39,6 +45,8 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .colour import quantize8, to_srgb
+from .decoders import sniff
 from .errors import InputError
 
 #: Default pixel limit (width * height) for one input: 2x Pillow's own bomb warning limit, which is
@@ -46,8 +54,6 @@ from .errors import InputError
 DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, Any]  # noqa: UP007
-
-_INT_SCALE = {np.dtype(np.uint8): 1.0, np.dtype(np.uint16): 257.0}
 
 
 def describe(obj: Any) -> str:
@@ -66,12 +72,20 @@ def describe(obj: Any) -> str:
 
 
 def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return ``obj`` as a C-contiguous ``HxWx3`` RGB ``uint8`` array (see module docstring)."""
+    """Return ``obj`` as a C-contiguous ``HxWx3`` RGB ``uint8`` array (see module docstring):
+    :func:`load_pixels` quantised to 8 bits."""
+    return quantize8(load_pixels(obj, max_pixels=max_pixels))
+
+
+def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Return ``obj`` as C-contiguous ``HxWx3`` sRGB pixels: ``uint16`` where the input has more
+    than 8 bits per channel, else ``uint8``. The preprocessing of every backend starts here."""
     name = describe(obj)
     if isinstance(obj, (str, os.PathLike)):
-        return _from_pil(_open_path(Path(obj), name, max_pixels), name, max_pixels)
+        path = Path(obj)
+        return _from_encoded(_read_path(path, name), name, max_pixels, path.suffix.lower())
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _from_pil(_open_bytes(bytes(obj), name, max_pixels), name, max_pixels)
+        return _from_encoded(bytes(obj), name, max_pixels, "")
     if isinstance(obj, Image.Image):
         return _from_pil(obj, name, max_pixels)
     if isinstance(obj, np.ndarray):
@@ -139,7 +153,7 @@ def check_unit_range(lo: float, hi: float, name: str) -> None:
         )
 
 
-def _open_path(path: Path, name: str, max_pixels: int) -> Image.Image:
+def _read_path(path: Path, name: str) -> bytes:
     if not path.exists():
         raise InputError(f"{name}: file not found")
     if path.is_dir():
@@ -147,10 +161,9 @@ def _open_path(path: Path, name: str, max_pixels: int) -> Image.Image:
     if path.stat().st_size == 0:
         raise InputError(f"{name}: file is empty (0 bytes)")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputError(f"{name}: cannot read file: {exc.strerror or exc}") from None
-    return _open_bytes(data, name, max_pixels)
 
 
 #: A JPEG cannot hold more pixels per byte of file than this: even a flat image needs about one
@@ -160,9 +173,43 @@ def _open_path(path: Path, name: str, max_pixels: int) -> Image.Image:
 JPEG_MAX_PIXELS_PER_BYTE = 2048
 
 
-def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
+def _from_encoded(data: bytes, name: str, max_pixels: int, suffix: str) -> np.ndarray:
+    """Encoded bytes -> sRGB pixels: the one decode dispatch by format (``suffix``, the file's
+    lower-case extension or '', only tells camera RAW files that look like TIFFs apart)."""
     if not data:
         raise InputError(f"{name}: no data (0 bytes)")
+    kind = sniff(data, suffix)
+    if kind == "heif":
+        from .decoders import decode_heif
+
+        pixels, icc = decode_heif(data, name, max_pixels)
+    elif kind == "raw":
+        from .decoders import decode_raw
+
+        pixels, icc = decode_raw(data, name, max_pixels)
+    else:
+        pixels, icc = _decode_with_pillow(data, name, max_pixels)
+    return np.ascontiguousarray(to_srgb(pixels, icc))
+
+
+def _decode_with_pillow(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
+    """Pixels (16-bit RGB files at full precision, EXIF orientation applied) and ICC profile."""
+    img = _open_header(data, name, max_pixels)
+    icc = img.info.get("icc_profile")
+    if _is_rgb16(img):
+        return _orient(_decode_rgb16(data, img, name), _exif_orientation(img)), icc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _decode(img, name)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        pass  # a broken EXIF block is not worth rejecting the pixels for; keep stored orientation
+    return _pil_pixels(img, name, max_pixels), icc
+
+
+def _open_header(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Open ``data`` lazily with Pillow and check its declared size."""
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check below replaces Pillow's bomb warning; Pillow's other
@@ -185,14 +232,63 @@ def _open_bytes(data: bytes, name: str, max_pixels: int) -> Image.Image:
             f"{name}: truncated or corrupt JPEG: it declares {img.width}x{img.height} pixels but "
             f"holds only {len(data):,} bytes, too few to encode them"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _decode(img, name)
-    try:
-        img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
-        pass  # a broken EXIF block is not worth rejecting the pixels for; keep stored orientation
     return img
+
+
+#: Pillow decodes 16-bit RGB(A) files into 8-bit modes through these raw modes, keeping the high
+#: byte; the same decoder run with the other byte order gives the low byte.
+_SWAPPED_16 = {"RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L",
+               "RGBA;16L": "RGBA;16B"}  # fmt: skip
+_NATIVE_16 = "16L" if sys.byteorder == "little" else "16B"
+
+
+def _rawmode(tile: Any) -> str:
+    """The raw mode of a Pillow tile ('' when its codec takes another argument)."""
+    mode = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+    return mode.replace("16N", _NATIVE_16) if isinstance(mode, str) else ""
+
+
+def _is_rgb16(img: Image.Image) -> bool:
+    return bool(img.tile) and all(_rawmode(t) in _SWAPPED_16 for t in img.tile)
+
+
+def _decode_rgb16(data: bytes, img: Image.Image, name: str) -> np.ndarray:
+    """A 16-bit RGB(A) PNG or TIFF at full precision (alpha dropped): decoded twice by Pillow,
+    once for the high bytes and once with the byte order swapped for the low bytes."""
+    low = Image.open(io.BytesIO(data))
+    low.tile = [_with_rawmode(t, _SWAPPED_16[_rawmode(t)]) for t in low.tile]
+    for part in (img, low):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _decode(part, name)
+    high_bytes = np.asarray(img)[:, :, :3].astype(np.uint16)
+    return (high_bytes << 8) | np.asarray(low)[:, :, :3]
+
+
+def _with_rawmode(tile: Any, rawmode: str) -> Any:
+    args = rawmode if isinstance(tile.args, str) else (rawmode, *tile.args[1:])
+    return tile._replace(args=args)
+
+
+def _exif_orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        return 1
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The upright pixels of an ``HxWxC`` array stored with EXIF ``orientation`` (invalid: 1)."""
+    transposed = pixels.transpose(1, 0, 2)
+    return {
+        2: pixels[:, ::-1],
+        3: pixels[::-1, ::-1],
+        4: pixels[::-1],
+        5: transposed,
+        6: transposed[:, ::-1],
+        7: transposed[::-1, ::-1],
+        8: transposed[::-1],
+    }.get(orientation, pixels)
 
 
 def _decode(img: Image.Image, name: str) -> None:
@@ -207,6 +303,13 @@ def _decode(img: Image.Image, name: str) -> None:
 def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     check_size(img.width, img.height, name, max_pixels)
     _decode(img, name)
+    return np.ascontiguousarray(
+        to_srgb(_pil_pixels(img, name, max_pixels), img.info.get("icc_profile"))
+    )
+
+
+def _pil_pixels(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    """A loaded PIL image of any mode -> ``HxWx3`` uint8 or uint16 pixels."""
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         array = np.asarray(img)
         if img.mode == "I":
@@ -251,17 +354,15 @@ def _from_array(array: np.ndarray, name: str, max_pixels: int, channels_last: bo
         array = array.astype(array.dtype.newbyteorder("="))
     array = array[:, :, :3] if array.shape[2] == 4 else array
     dtype = array.dtype
-    if dtype in _INT_SCALE:
-        if dtype == np.uint16:
-            array = np.round(array / 257.0)
+    if dtype in (np.uint8, np.uint16):
+        pass
     elif np.issubdtype(dtype, np.floating):
         if not np.isfinite(array).all():
             raise InputError(f"{name}: contains NaN or infinite values")
         check_unit_range(float(array.min()), float(array.max()), name)
-        array = np.round(array.astype(np.float64) * 255.0)
+        array = np.round(array.astype(np.float64) * 255.0).astype(np.uint8)
     else:
         raise InputError(f"{name}: unsupported dtype {dtype}; use uint8, uint16 or float in [0, 1]")
-    array = array.astype(np.uint8, copy=False)
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array)

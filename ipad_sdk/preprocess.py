@@ -2,7 +2,9 @@
 
 The whole image is resized (not cropped) to ``size x size`` with Pillow's antialiased bicubic
 filter, so that every pixel of the photo is seen and the predicted map maps back onto the full
-frame; then ``(x / 255 - mean) / std`` per channel, channels first. Models exported with a uint8
+frame; then ``(x / 255 - mean) / std`` per channel, channels first. 16-bit pixels keep their
+precision through the resize (the same filter in float, per channel) and are quantised to 8 bits
+once, after it, by ``round(v / 257)``. Models exported with a uint8
 input (``input_format="uint8"``) take the resized image channels-first and normalise in-graph.
 """
 
@@ -13,20 +15,36 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from .colour import quantize8
 from .metadata import ModelConfig
+
+_BICUBIC = Image.Resampling.BICUBIC
 
 
 def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an ``HxWx3`` uint8 image to ``size`` ``(height, width)`` (bicubic, antialiased)."""
+    """Resize an ``HxWx3`` uint8 or uint16 image to ``size`` ``(height, width)`` (bicubic,
+    antialiased), keeping its dtype."""
     if rgb.shape[:2] == tuple(size):
         return rgb
     height, width = size
+    if rgb.dtype == np.uint16:
+        return _resize16(rgb, (width, height))
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC))
 
 
+def _resize16(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bicubic filter in float (mode F) per channel, rounded back to uint16."""
+    planes = [
+        np.asarray(Image.fromarray(rgb[:, :, c].astype(np.float32)).resize(size, _BICUBIC))
+        for c in range(3)
+    ]
+    return np.round(np.clip(np.stack(planes, axis=-1), 0.0, 65535.0)).astype(np.uint16)
+
+
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize an ``HxWx3`` uint8 image to ``size x size`` (bicubic, antialiased)."""
-    return resize_to(rgb, (size, size))
+    """Resize an ``HxWx3`` image to ``size x size`` (bicubic, antialiased) and quantise it to
+    uint8 (:func:`~ipad_sdk.colour.quantize8`)."""
+    return quantize8(resize_to(rgb, (size, size)))
 
 
 def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageFile, ImageOps
 
 from ipad_sdk import InputError, IpadError, load_image
+from ipad_sdk.io import load_pixels
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -174,11 +175,12 @@ def test_sixteen_bit_grayscale_png_bytes_use_round_v_over_257():
     assert out[:, :, 0].tolist() == [[0, 0, 1, 1], [1, 2, 128, 255]]
 
 
-def test_sixteen_bit_rgb_png_is_reduced_by_pillow_high_byte():
-    """Documented: Pillow decodes 16-bit RGB files to 8 bits by keeping the high byte."""
+def test_sixteen_bit_rgb_png_keeps_full_precision():
+    """Both bytes of every sample survive the decode (Pillow alone keeps the high byte)."""
     values = np.array([[[511, 33023, 65535], [0, 257, 384]]], dtype=np.uint16)
-    out = load_image(_png16(values))
-    np.testing.assert_array_equal(out, (values >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(load_pixels(_png16(values)), values)
+    np.testing.assert_array_equal(load_image(_png16(values)), _u16_to_u8(values))
+    assert load_image(_png16(values))[0, 0].tolist() == [2, 128, 255]  # the high byte gave 1
 
 
 # --------------------------------------------------------------------------------------------------

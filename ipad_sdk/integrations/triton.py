@@ -11,7 +11,7 @@ PyTriton server below -- takes encoded images and answers like ``ipad detect``:
 * output ``mask_png``: ``TYPE_STRING [B, 1]``, the mask as a 0/255 PNG (empty for a bad image).
 
 A bad image is an error record for that item only: the request and the server go on. Decoding and
-preprocessing are the SDK's own ``load_image`` + ``preprocess_batch``, results its ``Result``.
+preprocessing are the SDK's own ``load_pixels`` + ``preprocess_batch``, results its ``Result``.
 
 Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton")::
 
@@ -40,7 +40,7 @@ from PIL import Image
 
 from ..batch import png_bytes
 from ..errors import InputError, ModelError
-from ..io import DEFAULT_MAX_PIXELS, describe, load_image
+from ..io import DEFAULT_MAX_PIXELS, describe, load_image, load_pixels
 from ..metadata import ENGINE_FORMAT_NAME, ONNX_FORMAT_NAME, ModelConfig, read_exported_metadata
 from ..preprocess import preprocess_batch
 from ..result import Failure, Result
@@ -67,7 +67,7 @@ def detect_bytes(
     good: list[int] = []
     for blob in blobs:
         try:
-            rgb = load_image(blob, max_pixels=max_pixels)
+            rgb = load_pixels(blob, max_pixels=max_pixels)
         except InputError as exc:
             items.append(Failure(None, exc))
             continue
