@@ -212,8 +212,20 @@ class Detector:
             f"image_size={self.config.image_size})"
         )
 
-    def detect(self, image: ImageInput) -> Result:
-        """Detect artifacts in one image (path, bytes, PIL image, numpy array or torch tensor)."""
+    def detect(
+        self, image: ImageInput, pixel_format: str | None = None,
+        size: tuple[int, int] | None = None, matrix: str = "bt601", yuv_range: str = "limited",
+    ) -> Result:  # fmt: skip
+        """Detect artifacts in one image (path, bytes, PIL image, numpy array or torch tensor),
+        or in a raw YUV frame: a uint8 numpy buffer with ``pixel_format`` ``"nv12"``, ``"i420"``
+        or ``"yuyv"`` and ``size`` ``(width, height)``, converted with ``matrix`` (``"bt601"`` or
+        ``"bt709"``) and ``yuv_range`` (``"limited"`` or ``"full"``; see :mod:`ipad_sdk.yuv`)."""
+        if pixel_format is not None:
+            from .yuv import yuv_to_rgb
+
+            if size is None:
+                raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
+            image = yuv_to_rgb(image, pixel_format, size, matrix, yuv_range, describe(image))
         return self.detect_batch([image], batch_size=1)[0]
 
     def detect_batch(
