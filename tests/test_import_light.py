@@ -10,7 +10,7 @@ from pathlib import Path
 
 HEAVY = [
     "torch", "torchvision", "open_clip", "safetensors", "onnx", "onnxruntime", "tensorrt",
-    "tensorrt_rtx", "cuda", "scipy", "matplotlib", "tqdm", "skimage",
+    "tensorrt_rtx", "cuda", "scipy", "matplotlib", "tqdm", "skimage", "pillow_heif", "rawpy", "av",
 ]  # fmt: skip
 
 SCRIPT = textwrap.dedent(
