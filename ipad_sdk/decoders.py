@@ -3,9 +3,9 @@ pillow-heif (extra ``heif``) and camera RAW/DNG through rawpy (extra ``raw``). A
 Pillow itself. A missing extra is a :class:`~ipad_sdk.errors.BackendUnavailable` naming it.
 
 RAW defaults (rawpy/LibRaw): the camera's own white balance (``use_camera_wb``), its colour
-matrix to sRGB (``output_color=sRGB``), AHD demosaicing, no auto-brightening, 16 bits per
-channel out, the sensor's full resolution; the size is checked from the metadata before the
-demosaic.
+matrix to sRGB (``output_color=sRGB``) with the sRGB tone curve (``gamma=(2.4, 12.92)``), AHD
+demosaicing, no auto-brightening, 16 bits per channel out, the sensor's full resolution; the
+size is checked from the metadata before the demosaic.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def decode_raw(data: bytes, name: str, max_pixels: int) -> Decoded:
             check_size(size.width, size.height, name, max_pixels)
             rgb = raw.postprocess(
                 use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
-                no_auto_bright=True, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD,
+                gamma=(2.4, 12.92), no_auto_bright=True,
+                demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD,
             )  # fmt: skip
     except InputError:
         raise
