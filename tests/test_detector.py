@@ -419,7 +419,7 @@ def test_stream_keeps_no_decoded_images(tiny_bundle, monkeypatch):
 
     det = _quiet_detector(tiny_bundle, device="cpu", batch_size=4)
     alive: list[weakref.ref] = []
-    real_load = detector_module.load_image
+    real_load = detector_module.load_pixels
 
     def tracking_load(image, **kwargs):
         rgb = real_load(image, **kwargs)
@@ -427,7 +427,7 @@ def test_stream_keeps_no_decoded_images(tiny_bundle, monkeypatch):
         alive.append(weakref.ref(holder))
         return holder
 
-    monkeypatch.setattr(detector_module, "load_image", tracking_load)
+    monkeypatch.setattr(detector_module, "load_pixels", tracking_load)
     live_while_reading = []
 
     def images():
