@@ -125,7 +125,7 @@ def test_device_path_matches_the_host_path(forced_device_detector, monkeypatch):
     images = [_image(48, 80, 4), _image(300, 260, 5)]  # the second is tiled
     host = [forced.detect(x) for x in images]
     assert np.abs(host[0].pixel_probs - plain.detect(images[0]).pixel_probs).max() == 0  # untiled
-    monkeypatch.setattr("ipad_sdk.detector.load_image", _no_host_decode)
+    monkeypatch.setattr("ipad_sdk.detector.load_pixels", _no_host_decode)
     device = forced.detect_batch([_chw(x) for x in images])
     for a, b in zip(host, device, strict=True):
         assert a.image_size == b.image_size and a.pixel_probs.shape == b.pixel_probs.shape

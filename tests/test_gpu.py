@@ -72,7 +72,7 @@ def test_cuda_tensor_input_is_preprocessed_on_the_gpu(tiny_bundle, tiling, monke
     def no_host(*args, **kwargs):
         raise AssertionError("a CUDA input went through the host decoder")
 
-    monkeypatch.setattr("ipad_sdk.detector.load_image", no_host)
+    monkeypatch.setattr("ipad_sdk.detector.load_pixels", no_host)
     for item in (tensor, DLPackOnly()):
         res = det.detect(item)
         assert res.image_size == host.image_size
