@@ -207,7 +207,10 @@ def test_postprocessing_matches_the_sdk(
     )
     expected = Result.from_probs(class_probs, pixel_probs, config, image_size, str(probs_file))
     want = expected.to_dict()
-    assert set(record) == set(want) | {"mask"}
+    # regions, thresholds and timings are the Python SDK's (issue 20); the C++ example does not
+    # compute them yet: every other field must be there and agree
+    sdk_only = {"regions", "thresholds", "timings_ms"}
+    assert set(record) == (set(want) - sdk_only) | {"mask"}
     for key in ("source", "label", "is_artifact", "width", "height"):
         assert record[key] == want[key], key
     assert record["artifact_score"] == pytest.approx(want["artifact_score"], abs=1e-6)

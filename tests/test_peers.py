@@ -236,9 +236,10 @@ def test_stats_and_cells():
 
 def test_default_backbone_is_the_shipped_model_resized():
     shipped = load_bundle(default_model_path())
-    images = _batch(224, 2)[0]
+    size = shipped.config.image_size
+    images = _batch(size, 2)[0]
     with torch.no_grad():
-        torch.testing.assert_close(default_backbone(224)(images), shipped(images))
+        torch.testing.assert_close(default_backbone(size)(images), shipped(images))
         small = default_backbone(112)
         feats = patch_features(small, images[:, :, :112, :112])
     assert small.config.image_size == 112

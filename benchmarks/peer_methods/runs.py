@@ -288,7 +288,8 @@ def default_backbone(image_size: int) -> IpadClip:
     source = load_bundle(default_model_path())
     cfg = source.config
     target = build_ipad_clip(cfg.backbone, image_size=image_size, n_adapt=cfg.n_adapt,
-                             feature_layers=cfg.feature_layers, beta=cfg.beta)  # fmt: skip
+                             feature_layers=cfg.feature_layers, beta=cfg.beta,
+                             stem=cfg.clip_config.get("stem", "patch"))  # fmt: skip
     state = source.state_dict()
     pos = state["visual.positional_embedding"]
     old, new = cfg.grid_size, target.config.grid_size

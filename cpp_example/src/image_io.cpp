@@ -184,15 +184,15 @@ bool png_header(PngDecoder& d) {
   return true;
 }
 
-// Expands palettes and 1/2/4-bit gray to 8 bits; 16-bit files keep the high byte, except 16-bit
-// gray without alpha, which stays 16-bit for the SDK's round(v / 257).
+// Expands palettes and 1/2/4-bit gray to 8 bits; 16-bit files stay 16-bit for the SDK's
+// round(v / 257), except 16-bit gray with alpha, which keeps the high byte (as the SDK does).
 bool png_configure(PngDecoder& d) {
   if (setjmp(png_jmpbuf(d.png))) return false;
   const int color_type = png_get_color_type(d.png, d.info);
   const int bit_depth = png_get_bit_depth(d.png, d.info);
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(d.png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(d.png);
-  if (bit_depth == 16 && color_type != PNG_COLOR_TYPE_GRAY) png_set_strip_16(d.png);
+  if (bit_depth == 16 && color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_strip_16(d.png);
   png_set_interlace_handling(d.png);
   png_read_update_info(d.png, d.info);
   return true;
@@ -226,7 +226,7 @@ RgbImage decode_png(const std::vector<std::uint8_t>& data, const std::string& pa
   if (!png_pixels(d, rows)) {
     throw Error(path + ": cannot decode image (truncated or corrupt): " + d.message);
   }
-  if (wide) {  // 16-bit gray, big-endian: round(v / 257) (never a tie) = (v + 128) / 257
+  if (wide) {  // 16-bit samples, big-endian: round(v / 257) (never a tie) = (v + 128) / 257
     for (std::size_t i = 0; i < samples.size() / 2; ++i) {
       const unsigned v = unsigned(samples[2 * i]) << 8 | samples[2 * i + 1];
       samples[i] = static_cast<std::uint8_t>((v + 128) / 257);

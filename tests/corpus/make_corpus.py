@@ -1636,7 +1636,7 @@ def _plan_cases() -> list[Case]:
             "plan-sidecar-not-json",
             "plan-sidecar",
             lambda n, s: _plan_files(n, s) | {f"{n}.json": b"{not json"},
-            "unreadable engine metadata",
+            "engine metadata is not valid JSON",
         ),
         p(
             "plan-sidecar-foreign",
