@@ -102,6 +102,20 @@ def test_output_case(case: mc.OutputCase, tiny_bundle: Path, tmp_path: Path):
     assert not outcome.wrong, f"{outcome.status}: {outcome.detail}"
 
 
+def test_the_output_judge_flags_wrong_outcomes(tmp_path: Path):
+    """A traceback, a wrong exit, a left temporary file and an unnamed path are all caught."""
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    stop = mc.OutputCase("t", "stop")
+    message = f"ipad detect: error: {out}: cannot write output: File too large"
+    assert mc._output_problem(stop, 2, message, out) == ""
+    assert mc._output_problem(stop, 2, "Traceback (most recent call last):", out)
+    assert mc._output_problem(stop, 1, message, out).startswith("exit 1")
+    assert mc._output_problem(stop, 2, "error: cannot write", out).startswith("the mes")
+    (out / "masks" / ".a.png.png.0123.tmp").write_bytes(b"half")
+    assert mc._output_problem(stop, 2, message, out).startswith("temporary files")
+
+
 def test_the_evaluator_flags_wrong_outcomes():
     """The judge itself: a wrong exception type, a missing name and a wrong pixel are caught."""
     ok = mc.Case("t", "t", "ok", kind="memory")

@@ -2110,7 +2110,7 @@ def run_output_case(case: OutputCase, root: Path, bundle: Path) -> Outcome:
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=preexec)
     seconds = time.perf_counter() - start
-    problem = _output_problem(case, done.returncode, done.stderr, images, out)
+    problem = _output_problem(case, done.returncode, done.stderr, out)
     return Outcome(f"WRONG: {problem}" if problem else _OUTPUT_STATUS[case.expect],
                    done.stderr.strip()[-300:], seconds)  # fmt: skip
 
@@ -2118,7 +2118,7 @@ def run_output_case(case: OutputCase, root: Path, bundle: Path) -> Outcome:
 _OUTPUT_STATUS = {"ok": "correct result", "record": "clear error", "stop": "clear error"}
 
 
-def _output_problem(case: OutputCase, code: int, stderr: str, images: Path, out: Path) -> str:
+def _output_problem(case: OutputCase, code: int, stderr: str, out: Path) -> str:
     """What ``case``'s run did wrong ('' when nothing)."""
     if "Traceback" in stderr:
         return f"traceback (exit {code})"
