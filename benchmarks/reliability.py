@@ -7,7 +7,8 @@ Every input must give a clear error (an SDK error naming the input, matching the
 result. Anything else is WRONG: an unexpected exception type, the input not named, a wrong or
 missing error message, a wrong result, or more than 2 s. Mutations have no known answer: a decoded
 result only has to be an HxWx3 uint8 array. Model cases are built from a fresh tiny bundle with the
-repository's exporters. Writes ``reliability.json`` and ``reliability.md``.
+repository's exporters; output cases run ``ipad detect`` into an --out folder it cannot fully write
+(long names, collisions, read-only, full disk). Writes ``reliability.json`` and ``reliability.md``.
 """
 
 from __future__ import annotations
@@ -42,24 +43,31 @@ def run_corpus(root: Path, sources: mc.Sources) -> list[dict[str, Any]]:
     cases = [
         c
         for c in mc.all_cases()
-        if (c.needs != "trt" or sources.plan) and (c.needs != "cuda" or torch.cuda.is_available())
+        if (c.needs != "trt" or sources.plan)
+        and (c.needs != "cuda" or torch.cuda.is_available())
+        and not mc.missing_modules(c)
     ]
     mc.build_cases(cases, root, sources)
     rows = []
     for case in cases:
         outcome = mc.evaluate(case, *mc.case_input(case, root))
-        rows.append(
-            {
-                "name": case.name,
-                "class": case.cls,
-                "kind": case.kind,
-                "expect": case.expect,
-                "status": outcome.status,
-                "detail": outcome.detail[:300],
-                "seconds": round(outcome.seconds, 4),
-            }
-        )
+        rows.append(_row(case.name, case.cls, case.kind, case.expect, outcome))
+    for out_case in mc.output_cases():
+        outcome = mc.run_output_case(out_case, root / "_output" / out_case.name, sources.bundle)
+        rows.append(_row(out_case.name, "output-side", "output", out_case.expect, outcome))
     return rows
+
+
+def _row(name: str, cls: str, kind: str, expect: str, outcome: mc.Outcome) -> dict[str, Any]:
+    return {
+        "name": name,
+        "class": cls,
+        "kind": kind,
+        "expect": expect,
+        "status": outcome.status,
+        "detail": outcome.detail[:300],
+        "seconds": round(outcome.seconds, 4),
+    }
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> bytes:

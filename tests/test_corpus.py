@@ -4,7 +4,6 @@ silent wrong answer. Model cases damage files the repository's own exporters wri
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -33,14 +32,7 @@ KNOWN_BUGS = {
 
 def _available(case: mc.Case) -> str:
     """Why ``case`` cannot run here ('' when it can)."""
-    modules = {
-        "torch": ["torch"],
-        "onnx": ["onnx", "onnxruntime", "onnxslim", "torch"],
-        "trt": ["tensorrt_rtx", "onnx", "onnxslim", "torch"],
-        "cuda": ["torch"],
-    }
-    missing = [m for m in modules.get(case.needs, []) if importlib.util.find_spec(m) is None]
-    if missing:
+    if missing := mc.missing_modules(case):
         return f"needs {', '.join(missing)}"
     if case.needs == "cuda":
         import torch
@@ -103,6 +95,27 @@ def test_model_case(case: mc.Case, model_corpus: Path):
     _check(case, *mc.case_input(case, model_corpus))
 
 
+@pytest.mark.parametrize("case", mc.output_cases(), ids=lambda c: c.name)
+def test_output_case(case: mc.OutputCase, tiny_bundle: Path, tmp_path: Path):
+    """``ipad detect`` ends every output case in a clear outcome (see ``mc.OUTPUT_EXITS``)."""
+    outcome = mc.run_output_case(case, tmp_path, tiny_bundle)
+    assert not outcome.wrong, f"{outcome.status}: {outcome.detail}"
+
+
+def test_the_output_judge_flags_wrong_outcomes(tmp_path: Path):
+    """A traceback, a wrong exit, a left temporary file and an unnamed path are all caught."""
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    stop = mc.OutputCase("t", "stop")
+    message = f"ipad detect: error: {out}: cannot write output: File too large"
+    assert mc._output_problem(stop, 2, message, out) == ""
+    assert mc._output_problem(stop, 2, "Traceback (most recent call last):", out)
+    assert mc._output_problem(stop, 1, message, out).startswith("exit 1")
+    assert mc._output_problem(stop, 2, "error: cannot write", out).startswith("the mes")
+    (out / "masks" / ".a.png.png.0123.tmp").write_bytes(b"half")
+    assert mc._output_problem(stop, 2, message, out).startswith("temporary files")
+
+
 def test_the_evaluator_flags_wrong_outcomes():
     """The judge itself: a wrong exception type, a missing name and a wrong pixel are caught."""
     ok = mc.Case("t", "t", "ok", kind="memory")
@@ -135,7 +148,8 @@ def test_manifest(image_corpus: Path):
     manifest = json.loads((image_corpus / "manifest.json").read_text())
     entries = manifest["cases"]
     names = [e["name"] for e in entries]
-    assert len(names) == len(set(names)) == len(mc.image_cases()) + len(mc.memory_cases())
+    built = [c for c in mc.image_cases() if not mc.missing_modules(c)]
+    assert len(names) == len(set(names)) == len(built) + len(mc.memory_cases())
     for entry in entries:
         assert {"name", "class", "expect", "match", "note"} <= set(entry)
         assert entry["expect"] in ("error", "ok")

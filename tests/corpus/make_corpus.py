@@ -14,6 +14,7 @@ defines the pixels).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import re
@@ -65,7 +66,7 @@ class Case:
     make: Callable[[], tuple[Any, np.ndarray | None]] | None = field(default=None, repr=False)
     #: for ok cases without exact pixels: the result's height and width
     shape: tuple[int, int] | None = None
-    needs: str = ""  # "torch", "cuda" or "trt"
+    needs: str = ""  # a key of NEEDS_MODULES
 
     def entry(self) -> dict[str, Any]:
         """The manifest entry."""
@@ -810,6 +811,127 @@ def _animated_cases() -> list[Case]:
     ]
 
 
+# -- formats behind optional extras: HEIC (pillow-heif) and DNG (rawpy; written by tifffile) -------
+#: Modules a case needs (``Case.needs``); a case whose modules are missing is not built or run.
+NEEDS_MODULES = {
+    "torch": ["torch"],
+    "onnx": ["onnx", "onnxruntime", "onnxslim", "torch"],
+    "trt": ["tensorrt_rtx", "onnx", "onnxslim", "torch"],
+    "cuda": ["torch"],
+    "heif": ["pillow_heif"],
+    "raw": ["rawpy", "tifffile"],
+}
+HUGE = 100_000  # declared width and height: 10^10 pixels, above libheif's security limit
+BIG = 20_000  # 4 * 10^8 pixels: within libheif's limit, above the default max_pixels
+EXTRA_DAMAGE = "truncated or corrupt|not an image|cannot read image header"
+
+
+def missing_modules(case: Case) -> list[str]:
+    """The modules ``case`` needs that are not installed."""
+    return [m for m in NEEDS_MODULES.get(case.needs, []) if importlib.util.find_spec(m) is None]
+
+
+def heic_bytes() -> bytes:
+    """A small 8-bit HEIC that pillow-heif writes."""
+    import pillow_heif
+
+    heif = pillow_heif.from_bytes("RGB", BASE.shape[1::-1], BASE.tobytes())
+    buf = io.BytesIO()
+    heif.save(buf, format="HEIF", quality=90)
+    return buf.getvalue()
+
+
+def heic_with_size(width: int, height: int) -> bytes:
+    """:func:`heic_bytes` with every ``ispe`` (image extent) box declaring ``width x height``."""
+    data = bytearray(heic_bytes())
+    at = data.find(b"ispe")
+    while at >= 0:
+        data[at + 8 : at + 16] = struct.pack(">II", width, height)  # after version and flags
+        at = data.find(b"ispe", at + 4)
+    return bytes(data)
+
+
+def dng_bytes() -> bytes:
+    """A minimal DNG 1.4 RGGB mosaic (as in tests/test_raw.py) that tifffile writes."""
+    import tifffile
+
+    cfa = np.full((24, 32), 1600, np.uint16)
+    cfa[0::2, 0::2] = cfa[1::2, 1::2] = 800
+    tags = [
+        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern RGGB
+        (50721, "2i", 9, (1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1), True),
+        (50728, "2I", 3, (1, 2, 1, 1, 1, 2), True),  # AsShotNeutral
+        (50717, "H", 1, 4095, True),  # WhiteLevel
+        (271, "s", 0, "ipad-sdk corpus", True),  # Make
+    ]
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, cfa, photometric=32803, subfiletype=0, extratags=tags)
+    return buf.getvalue()
+
+
+def dng_with_tags(values: dict[int, int]) -> bytes:
+    """:func:`dng_bytes` with the first IFD's tags in ``values`` rewritten as one LONG each."""
+    data = bytearray(dng_bytes())
+    at = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, at)[0]):
+        entry = at + 2 + 12 * i
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in values:
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, values[tag])
+    return bytes(data)
+
+
+def _extra_format_cases() -> list[Case]:
+    """Truncated, corrupt and huge-declared-size HEIC and DNG files: each a clear InputError."""
+
+    def lazy(make: Callable[[], bytes]) -> Callable[[str], Any]:
+        return lambda name: ({name: make()}, None)
+
+    def cut(make: Callable[[], bytes], keep: float) -> Callable[[], bytes]:
+        """The first ``keep`` bytes (a fraction of the file when below 1)."""
+
+        def data() -> bytes:
+            whole = make()
+            return whole[: int(keep if keep >= 1 else len(whole) * keep)]
+
+        return data
+
+    bomb = "decompression bomb|" + EXTRA_DAMAGE
+    spec = [
+        # name, needs, data, match, note
+        ("heic-truncated-at-16", "heif", cut(heic_bytes, 16), EXTRA_DAMAGE, "first 16 bytes"),
+        ("heic-truncated-at-50pct", "heif", cut(heic_bytes, 0.5), EXTRA_DAMAGE, "first half"),
+        ("heic-truncated-at-90pct", "heif", cut(heic_bytes, 0.9), EXTRA_DAMAGE, "90% kept"),
+        ("heic-corrupt-meta", "heif", lambda: heic_bytes().replace(b"meta", b"mexa", 1),
+         EXTRA_DAMAGE, "the meta box (item locations, properties) renamed"),
+        ("heic-corrupt-iloc", "heif", lambda: heic_bytes().replace(b"iloc", b"ilox", 1),
+         EXTRA_DAMAGE, "the item location box renamed: no image data"),
+        ("heic-huge-declared-size", "heif", lambda: heic_with_size(HUGE, HUGE), bomb,
+         f"ispe declares {HUGE}x{HUGE}: libheif's security limit refuses it"),
+        ("heic-big-declared-size", "heif", lambda: heic_with_size(BIG, BIG), bomb,
+         f"ispe declares {BIG}x{BIG}: libheif reports the coded 32x24 size, and the decoded "
+         "image's size differs from the declared one"),
+        ("dng-truncated-at-16", "raw", cut(dng_bytes, 16), EXTRA_DAMAGE, "first 16 bytes"),
+        ("dng-truncated-at-33pct", "raw", cut(dng_bytes, 1 / 3), EXTRA_DAMAGE, "first third"),
+        ("dng-corrupt-strip-offset", "raw", lambda: dng_with_tags({273: 1 << 30}),
+         EXTRA_DAMAGE, "the mosaic's strip offset points 1 GiB past the end"),
+        ("dng-corrupt-ifd-offset", "raw", lambda: flip(dng_bytes(), 7, 0x7F),
+         EXTRA_DAMAGE, "the first IFD offset points far past the end"),
+        ("dng-huge-declared-size", "raw", lambda: dng_with_tags({256: HUGE, 257: HUGE}), bomb,
+         f"ImageWidth/ImageLength declare {HUGE}x{HUGE}: LibRaw refuses the file"),
+        ("dng-big-declared-size", "raw", lambda: dng_with_tags({256: BIG, 257: BIG}), bomb,
+         f"ImageWidth/ImageLength declare {BIG}x{BIG}: refused by max_pixels before the demosaic"),
+    ]  # fmt: skip
+    ext = {"heif": "heic", "raw": "dng"}
+    return [
+        Case(name, f"{name.split('-')[0]}-{name.split('-')[1]}", "error", match, note,
+             file=f"{name}.{ext[needs]}", build=lazy(data), needs=needs)
+        for name, needs, data, match, note in spec
+    ]  # fmt: skip
+
+
 def image_cases() -> list[Case]:
     """Every file-based image case."""
     return [
@@ -821,6 +943,7 @@ def image_cases() -> list[Case]:
         *_mode_cases(),
         *_exif_cases(),
         *_animated_cases(),
+        *_extra_format_cases(),
     ]
 
 
@@ -1902,6 +2025,128 @@ def all_cases() -> list[Case]:
     return [*image_cases(), *memory_cases(), *model_cases(), *metadata_cases()]
 
 
+# -- output cases: `ipad detect` writing where it cannot ------------------------------------------
+#: What a detect run must end in: exit 0 with every output written, exit 1 with per-file OutputError
+#: records naming the path, or exit 2 with a message naming it; never a traceback or a *.tmp file.
+OUTPUT_EXITS = {"ok": 0, "record": 1, "stop": 2}
+
+
+@dataclass(frozen=True)
+class OutputCase:
+    """One ``ipad detect --save-masks`` run: ``inputs`` (names in the input folder), ``prepare``
+    (applied to the ``--out`` path first), ``fsize`` (RLIMIT_FSIZE of the run, bytes), ``expect``
+    (a key of :data:`OUTPUT_EXITS`) and ``names``: the path under ``--out`` the message names."""
+
+    name: str
+    expect: str
+    names: str = ""
+    note: str = ""
+    inputs: tuple[str, ...] = ("a.png", "b.png")
+    prepare: Callable[[Path], None] | None = field(default=None, repr=False)
+    fsize: int | None = None
+
+
+def _mkdir(rel: str) -> Callable[[Path], None]:
+    return lambda out: (out / rel).mkdir(parents=True)
+
+
+def _write(rel: str) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("in the way\n")
+
+    return prepare
+
+
+def _read_only(out: Path) -> None:
+    out.mkdir()
+    out.chmod(0o555)
+
+
+def output_cases() -> list[OutputCase]:
+    """Long names, collisions, a read-only folder and a full disk on the output side."""
+    long78, long83 = "写" * 78 + ".jpg", "写" * 83 + ".jpg"  # 238 and 253 bytes
+    return [
+        OutputCase("long-name-78-chars", "ok", note="the report's 234-byte stem",
+                   inputs=(long78, "a.png")),
+        OutputCase("long-name-83-chars", "ok", note="name + '.png' is 257 bytes > NAME_MAX",
+                   inputs=(long83, "a.png")),
+        OutputCase("mask-name-is-a-folder", "record", "masks/a.png.png",
+                   "a folder masks/a.png.png/ where a.png's mask goes",
+                   prepare=_mkdir("masks/a.png.png/x")),
+        OutputCase("masks-folder-is-a-file", "record", "masks", "a file where masks/ goes",
+                   prepare=_write("masks")),
+        OutputCase("out-is-a-file", "stop", note="--out names a file", prepare=_write("")),
+        # Tests run as root, which writes through 0o555: RLIMIT_FSIZE 0 makes the folder
+        # unwritable for root too (EFBIG instead of EACCES); both name a path under --out.
+        OutputCase("read-only-out", "stop", note="--out is mode 0o555, RLIMIT_FSIZE 0",
+                   prepare=_read_only, fsize=0),
+        OutputCase("disk-full-at-first-write", "stop", note="RLIMIT_FSIZE 0", fsize=0),
+        OutputCase("disk-full-mid-run", "stop", note="RLIMIT_FSIZE 600 bytes: the first writes fit",
+                   inputs=tuple(f"{c}.png" for c in "abcdef"), fsize=600),
+    ]  # fmt: skip
+
+
+def run_output_case(case: OutputCase, root: Path, bundle: Path) -> Outcome:
+    """Run ``case`` under ``root`` in a subprocess (so RLIMIT_FSIZE binds it alone) and judge it."""
+    import resource
+    import subprocess
+    import sys
+
+    images, out = root / "in", root / "out"
+    images.mkdir(parents=True)
+    for i, name in enumerate(case.inputs):
+        (images / name).write_bytes(encode(pattern(24, 32, seed=i), "PNG"))
+    if case.prepare:
+        case.prepare(out)
+    limit = case.fsize
+
+    def preexec() -> None:
+        if limit is not None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "ipad_sdk.cli", "detect", str(images), "-m", str(bundle),
+               "-o", str(out), "--save-masks", "--device", "cpu", "-q"]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=preexec)
+    seconds = time.perf_counter() - start
+    problem = _output_problem(case, done.returncode, done.stderr, out)
+    return Outcome(f"WRONG: {problem}" if problem else _OUTPUT_STATUS[case.expect],
+                   done.stderr.strip()[-300:], seconds)  # fmt: skip
+
+
+_OUTPUT_STATUS = {"ok": "correct result", "record": "clear error", "stop": "clear error"}
+
+
+def _output_problem(case: OutputCase, code: int, stderr: str, out: Path) -> str:
+    """What ``case``'s run did wrong ('' when nothing)."""
+    if "Traceback" in stderr:
+        return f"traceback (exit {code})"
+    if code != OUTPUT_EXITS[case.expect]:
+        return f"exit {code}, expected {OUTPUT_EXITS[case.expect]}: {stderr.strip()[-200:]}"
+    if out.is_dir() and (tmp := sorted(p.name for p in out.rglob("*.tmp"))):
+        return f"temporary files left: {tmp}"
+    named = str(out / case.names) if case.names else str(out)
+    if case.expect == "stop":
+        if named not in stderr:
+            return f"the message does not name {named}"
+        return "results file written" if (out / "results.jsonl").exists() else ""
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    if sorted(Path(r["source"]).name for r in records) != sorted(case.inputs):
+        return "not one record per input"
+    for record in records:
+        if "mask" in record:
+            if not (out / record["mask"]).is_file():
+                return f"{record['mask']} not written"
+        elif case.expect == "ok" or record.get("error_type") != "OutputError":
+            return f"no mask and no OutputError for {record['source']}"
+        elif named not in record["error"]:
+            return f"the OutputError does not name {named}: {record['error']}"
+    if case.expect == "record" and all("mask" in r for r in records):
+        return "no OutputError record"
+    return ""
+
+
 # -- building and evaluating -----------------------------------------------------------------------
 def build_cases(cases: list[Case], out: Path, sources: Sources | None = None) -> dict[str, Any]:
     """Write the file cases under ``out`` (expected pixels as ``<file>.expected.npy``) and
@@ -1912,6 +2157,8 @@ def build_cases(cases: list[Case], out: Path, sources: Sources | None = None) ->
         entry = case.entry()
         if case.kind == "memory":
             entries.append(entry)
+            continue
+        if missing_modules(case):
             continue
         if case.kind == "model":
             if sources is None or (case.needs == "trt" and sources.plan is None):
