@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ipad_sdk.batch import discover
+from ipad_sdk import Detector
+from ipad_sdk.batch import discover, run_batch
 from ipad_sdk.cli import main
-from ipad_sdk.errors import BackendUnavailable
+from ipad_sdk.errors import BackendUnavailable, InputError
 from ipad_sdk.video import iter_frames
 
 av = pytest.importorskip("av", reason="video tests need PyAV: pip install 'ipad-sdk[video]'")
@@ -94,6 +97,58 @@ def test_a_corrupt_video_is_one_error_record(tiny_bundle, tmp_path, capsys):
     assert code == 1
     assert len(records) == 1
     assert records[0]["source"] == str(video) and "cannot open video" in records[0]["error"]
+
+
+def test_the_decode_is_bounded_by_the_packet_limit(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "clip.mp4", "mpeg4")  # one packet per frame, no reordering
+    monkeypatch.setattr("ipad_sdk.video._packet_limit", lambda name: 3)
+    frames = iter_frames(video, 1, 10**8)
+    assert [next(frames).index for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(InputError, match="corrupt video: more packets than bytes"):
+        next(frames)
+
+
+def untimed(folder: Path) -> dict[str, object]:
+    """Every file under ``folder``: the rows of ``results.csv`` without their timings (which
+    differ from run to run), the bytes of the others."""
+    outputs: dict[str, object] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name == "results.csv":
+            with open(path, newline="", encoding="utf-8") as fh:
+                outputs[path.name] = [r | {"timings_ms": ""} for r in csv.DictReader(fh)]
+        else:
+            outputs[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return outputs
+
+
+def test_resume_in_the_middle_of_a_video_gives_the_uninterrupted_outputs(tiny_bundle, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cpu", batch_size=1)
+    files = [write_video(tmp_path / "clip.mp4", CODECS[0])]
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    run_batch(det, files, reference, "csv", save_masks=True, frame_stride=2)
+    original, calls = det.detect_batch, []
+
+    def stop_at_the_third_frame(images, *args):
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(images, *args)
+
+    det.detect_batch = stop_at_the_third_frame
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "csv", save_masks=True, frame_stride=2)
+    calls.clear()
+    det.detect_batch = lambda images, *a: calls.append(len(images)) or original(images, *a)
+    summary = run_batch(det, files, out, "csv", save_masks=True, frame_stride=2, resume=True)
+    assert sum(calls) == 2  # frames 4 and 6; frames 0 and 2 come from the journal
+    assert summary.ok == 4 and not summary.failed
+    assert untimed(out) == untimed(reference)
+    rows = untimed(out)["results.csv"]
+    assert [(r["video"], r["frame"]) for r in rows] == [
+        (str(files[0]), str(i)) for i in (0, 2, 4, 6)
+    ]
 
 
 def test_videos_are_found_in_folders(tmp_path):
