@@ -320,12 +320,11 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class _Named(NamedTuple):
-    """One input of a run: an image file, a sampled video frame, or a video's error. ``owner`` is
-    the file it comes from; ``last`` marks the file's final input (for progress)."""
+    """One input of a run: an image file, a sampled video frame, or a video's error; ``last``
+    marks its file's final input (for progress)."""
 
     source: str
     key: str
-    owner: str
     last: bool
     data: Path | np.ndarray | InputError
     fields: dict[str, Any]
@@ -341,7 +340,7 @@ def _named_inputs(
         if is_video(path):
             yield from _video_inputs(path, key, frame_stride, max_pixels)
         else:
-            yield _Named(str(path), key, str(path), True, path, {})
+            yield _Named(str(path), key, True, path, {})
 
 
 def _video_inputs(path: Path, key: str, stride: int, max_pixels: int) -> Iterator[_Named]:
@@ -357,17 +356,17 @@ def _video_inputs(path: Path, key: str, stride: int, max_pixels: int) -> Iterato
         except InputError as exc:
             if held is not None:
                 yield held
-            yield _Named(video, key, video, True, exc, {"video": video})
+            yield _Named(video, key, True, exc, {"video": video})
             return
         if held is not None:
             yield held
         fields = {"video": video, "frame": frame.index, "timestamp": frame.timestamp}
-        held = _Named(frame.source, frame_source(key, frame.index), video, False, frame.pixels,
+        held = _Named(frame.source, frame_source(key, frame.index), False, frame.pixels,
                       fields, (time.perf_counter() - start) * 1000.0)  # fmt: skip
     if held is not None:
         yield held._replace(last=True)
     else:
-        yield _Named(video, key, video, True, InputError(f"{video}: no frames decoded"),
+        yield _Named(video, key, True, InputError(f"{video}: no frames decoded"),
                      {"video": video})  # fmt: skip
 
 
