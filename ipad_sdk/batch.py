@@ -21,11 +21,11 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -43,19 +43,21 @@ from .fileio import (
 )
 from .io import load_pixels
 from .result import STAGES, Result
+from .video import VIDEO_SUFFIXES, frame_source, is_video, iter_frames
 from .visualize import heatmap_panel
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm"}
 )
+_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 def discover(
     paths: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
 ) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image files below it (see :func:`_image_files`; the folder ``exclude``, the output folder, is
-    never searched). A file reached twice (also through another spelling of its path or a
+    image and video files below it (see :func:`_image_files`; the folder ``exclude``, the output
+    folder, is never searched). A file reached twice (also through another spelling of its path or a
     symlinked folder) is kept once, at its first place."""
     skip = Path(exclude).resolve() if exclude is not None else None
     found: list[Path] = []
@@ -72,9 +74,9 @@ def discover(
 
 
 def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
-    """Image files below ``folder`` by suffix, sorted, hidden entries skipped, not below ``skip``.
-    Symlinked folders are followed, each real folder searched once (a link back up, a loop, ends
-    there)."""
+    """Image and video files below ``folder`` by suffix, sorted, hidden entries skipped, not
+    below ``skip``. Symlinked folders are followed, each real folder searched once (a link back
+    up, a loop, ends there)."""
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         try:
@@ -89,7 +91,7 @@ def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
         seen.add(where)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in _SUFFIXES:
                 yield Path(root, name)
 
 
@@ -149,7 +151,8 @@ class RecordWriter:
         self._columns = [
             "source", "label", "is_artifact", "artifact_score",
             *(f"score_{c}" for c in classes),
-            "width", "height", "mask_fraction", "regions", "thresholds", "timings_ms",
+            "width", "height", "video", "frame", "timestamp", "mask_fraction", "regions",
+            "thresholds", "timings_ms",
             "mask", "overlay", "heatmap", "error_type", "error", *PROVENANCE_KEYS,
         ]  # fmt: skip
         self._csv = None
@@ -279,8 +282,9 @@ PROVENANCE_KEYS = ("model_sha256", "sdk_version", "backend", "precision", "tilin
 
 
 def run_settings(
-    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool, save_heatmaps: bool = False
-) -> dict[str, Any]:
+    detector: Detector, fmt: str, save_masks: bool, save_overlays: bool,
+    save_heatmaps: bool = False, frame_stride: int = 1,
+) -> dict[str, Any]:  # fmt: skip
     """Everything that changes the outputs of a run: the model file (path and SHA-256), the SDK
     version, how it runs, the image limit, the thresholds, the tiling and the output options (the
     journal's first line; :data:`PROVENANCE_KEYS` of it go into every record)."""
@@ -300,12 +304,87 @@ def run_settings(
         "masks": save_masks,
         "overlays": save_overlays,
         "heatmaps": save_heatmaps,
+        "frame_stride": frame_stride,
     }
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Named(NamedTuple):
+    """One input of a run: an image file, a sampled video frame, or a video's error; ``last``
+    marks its file's final input (for progress)."""
+
+    source: str
+    key: str
+    last: bool
+    data: Path | np.ndarray | InputError
+    fields: dict[str, Any]
+    decode_ms: float = 0.0
+
+
+def _named_inputs(
+    files: Sequence[Path], keys: Sequence[str], frame_stride: int, max_pixels: int
+) -> Iterator[_Named]:
+    """The inputs of ``files`` in order: each image, or each sampled frame of a video (then the
+    video's error, if it has one)."""
+    for path, key in zip(files, keys, strict=True):
+        if is_video(path):
+            yield from _video_inputs(path, key, frame_stride, max_pixels)
+        else:
+            yield _Named(str(path), key, True, path, {})
+
+
+def _video_inputs(path: Path, key: str, stride: int, max_pixels: int) -> Iterator[_Named]:
+    """The sampled frames of ``path`` (see :mod:`ipad_sdk.video`), then its error, if any."""
+    video, frames = str(path), iter_frames(path, stride, max_pixels)
+    held: _Named | None = None  # one frame held back: ``last`` is known only at the end
+    while True:
+        start = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            break
+        except InputError as exc:
+            if held is not None:
+                yield held
+            yield _Named(video, key, True, exc, {"video": video})
+            return
+        if held is not None:
+            yield held
+        fields = {"video": video, "frame": frame.index, "timestamp": frame.timestamp}
+        held = _Named(frame.source, frame_source(key, frame.index), False, frame.pixels,
+                      fields, (time.perf_counter() - start) * 1000.0)  # fmt: skip
+    if held is not None:
+        yield held._replace(last=True)
+    else:
+        yield _Named(video, key, True, InputError(f"{video}: no frames decoded"),
+                     {"video": video})  # fmt: skip
+
+
+def _todo(
+    items: Iterable[_Named], done: Container[str], progress: Callable[[int], None] | None
+) -> Iterator[_Named]:
+    """``items`` not in ``done``; each run of files finished before counts as progress once."""
+    skipped = 0
+    for item in items:
+        if item.source in done:
+            skipped += item.last
+            continue
+        if skipped and progress is not None:
+            progress(skipped)
+        skipped = 0
+        yield item
+    if skipped and progress is not None:
+        progress(skipped)
 
 
 def run_batch(
@@ -318,8 +397,11 @@ def run_batch(
     progress: Callable[[int], None] | None = None,
     resume: bool = False,
     save_heatmaps: bool = False,
+    frame_stride: int = 1,
 ) -> BatchSummary:
-    """Detect on ``files`` in input order; a file that fails is recorded and the rest go on.
+    """Detect on ``files`` in input order; a file that fails is recorded and the rest go on. A
+    video gives one record per ``frame_stride``-th frame (:mod:`ipad_sdk.video`), then, if it is
+    corrupt or truncated, one error record (source: the video).
 
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255), ``overlays/<key>.png`` and
     ``heatmaps/<key>.png`` (photo | colour-mapped heatmap | mask), where ``<key>`` is the file's
@@ -337,7 +419,7 @@ def run_batch(
         raise ValueError("saving masks, overlays or heatmaps needs an output folder")
     if resume and out_dir is None:
         raise ValueError("resuming needs an output folder")
-    settings = run_settings(detector, fmt, save_masks, save_overlays, save_heatmaps)
+    settings = run_settings(detector, fmt, save_masks, save_overlays, save_heatmaps, frame_stride)
     if out_dir is None:
         try:
             return _run_to_stdout(detector, files, fmt, settings, progress)
@@ -379,24 +461,24 @@ def _run_to_folder(
         remove_stale_temp_files(out_dir)
     finished = False
     try:
-        pairs = list(zip(files, output_keys(files), strict=True))
-        todo = [(path, key) for path, key in pairs if str(path) not in journal.done]
-        if progress is not None and len(todo) < len(pairs):
-            progress(len(pairs) - len(todo))
-        for chunk in _chunks(todo, detector.batch_size):
-            records = _detect_chunk(detector, chunk, out_dir, kinds)
-            journal.append([records[path] for path, _ in chunk])
+        items = _named_inputs(files, output_keys(files), settings["frame_stride"],
+                              detector.max_pixels)  # fmt: skip
+        for chunk in _chunks(_todo(items, journal.done, progress), detector.batch_size):
+            journal.append(_detect_chunk(detector, chunk, out_dir, kinds))
             if progress is not None:
-                progress(len(chunk))
+                progress(sum(item.last for item in chunk))
+        by_file: dict[str, list[dict[str, Any]]] = {}
+        for record in journal.done.values():
+            by_file.setdefault(record.get("video", record["source"]), []).append(record)
         fmt = settings["format"]
         writer = RecordWriter(out_dir / f"results.{fmt}", fmt, detector.classes,
                               _provenance(settings))  # fmt: skip
         summary = BatchSummary()
         try:
             for path in files:
-                record = journal.done[str(path)]
-                writer.write(record)
-                _count(summary, record)
+                for record in by_file[str(path)]:
+                    writer.write(record)
+                    _count(summary, record)
         except BaseException:
             writer.close(commit=False)
             raise
@@ -429,36 +511,44 @@ def _run_to_stdout(
 ) -> BatchSummary:
     writer = RecordWriter(None, fmt, detector.classes, _provenance(settings))
     summary = BatchSummary()
-    for chunk in _chunks(list(zip(files, output_keys(files), strict=True)), detector.batch_size):
-        records = _detect_chunk(detector, chunk, None, ())
-        for path, _ in chunk:
-            writer.write(records[path])
-            _count(summary, records[path])
+    items = _named_inputs(files, output_keys(files), settings["frame_stride"], detector.max_pixels)
+    for chunk in _chunks(items, detector.batch_size):
+        for record in _detect_chunk(detector, chunk, None, ()):
+            writer.write(record)
+            _count(summary, record)
         if progress is not None:
-            progress(len(chunk))
+            progress(sum(item.last for item in chunk))
     return summary
 
 
 def _detect_chunk(
-    detector: Detector, chunk: Sequence[tuple[Path, str]], out_dir: Path | None,
-    kinds: tuple[str, ...],
-) -> dict[Path, dict[str, Any]]:  # fmt: skip
-    """Records of one chunk of files (errors recorded, outputs saved), by path."""
-    loaded: list[tuple[Path, str, np.ndarray, float]] = []
-    records: dict[Path, dict[str, Any]] = {}
-    for path, key in chunk:
+    detector: Detector, chunk: Sequence[_Named], out_dir: Path | None, kinds: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Records of one chunk of inputs (errors recorded, outputs saved), in order."""
+    loaded: list[tuple[_Named, np.ndarray, float]] = []
+    records: dict[str, dict[str, Any]] = {}
+    for item in chunk:
         start = time.perf_counter()
         try:
-            rgb = load_pixels(path, max_pixels=detector.max_pixels)
+            if isinstance(item.data, InputError):
+                raise item.data
+            rgb = load_pixels(item.data, max_pixels=detector.max_pixels)
         except InputError as exc:
-            records[path] = {"source": str(path), "error_type": "InputError", "error": str(exc)}
+            records[item.source] = {"source": item.source, "error_type": "InputError",
+                                    "error": str(exc)} | item.fields  # fmt: skip
             continue
-        loaded.append((path, key, rgb, (time.perf_counter() - start) * 1000.0))
-    results = detector.detect_batch([rgb for _, _, rgb, _ in loaded]) if loaded else []
-    for (path, key, rgb, decode_ms), result in zip(loaded, results, strict=True):
-        result = _with_record_timings(replace(result, source=str(path)), decode_ms)
-        records[path] = _save_outputs(result, quantize8(rgb), key, out_dir, kinds)
-    return records
+        loaded.append((item, rgb, item.decode_ms + (time.perf_counter() - start) * 1000.0))
+    results = detector.detect_batch([rgb for _, rgb, _ in loaded]) if loaded else []
+    for (item, rgb, decode_ms), result in zip(loaded, results, strict=True):
+        result = _with_record_timings(replace(result, source=item.source), decode_ms)
+        record = _save_outputs(result, quantize8(rgb), item.key, out_dir, kinds)
+        records[item.source] = _with_fields(record, item.fields)
+    return [records[item.source] for item in chunk]
+
+
+def _with_fields(record: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with a frame's ``video``/``frame``/``timestamp`` right after its ``source``."""
+    return {"source": record["source"], **fields} | record
 
 
 def _with_record_timings(result: Result, decode_ms: float) -> Result:

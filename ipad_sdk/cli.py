@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     det = sub.add_parser("detect", help="detect artifacts in images and folders")
-    det.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
+    det.add_argument(
+        "paths", nargs="+", help="image/video files and/or folders (searched recursively)"
+    )
     det.add_argument("--model", "-m", help="model file (default: the embedded default model)")
     det.add_argument(
         "--out", "-o", type=Path,
@@ -62,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         help="an artifact class's own threshold on its probability (repeatable)",
     )  # fmt: skip
     det.add_argument("--batch-size", type=int, default=8)
+    det.add_argument(
+        "--frame-stride", type=int, default=1, metavar="N",
+        help="videos: one record per N-th frame (needs the 'video' extra)",
+    )  # fmt: skip
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     det.add_argument(
@@ -111,6 +117,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
+    if args.frame_stride < 1:
+        raise UsageError("--frame-stride must be >= 1")
     if (args.save_masks or args.save_overlays or args.save_heatmaps) and args.out is None:
         raise UsageError("--save-masks/--save-overlays/--save-heatmaps need --out DIR")
     if args.resume and args.out is None:
@@ -132,7 +140,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         summary = run_batch(
             detector, files, args.out, args.format, args.save_masks, args.save_overlays,
             progress=bar.update if bar is not None else None, resume=args.resume,
-            save_heatmaps=args.save_heatmaps,
+            save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
         )  # fmt: skip
     finally:
         if bar is not None:

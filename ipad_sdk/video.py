@@ -1,0 +1,100 @@
+"""Video input through PyAV (extra ``video``), imported only when a video is met.
+
+Every ``stride``-th frame (in presentation order, from frame 0) becomes a named input: its source
+is ``<video>#frame=<index>``, unique per frame and used as the output key of masks and overlays,
+and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (seconds, the frame's
+``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
+:class:`~ipad_sdk.errors.InputError`; truncation is seen where the container declares a frame
+count. The decode is bounded: at most one packet per byte of the file is demuxed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .decoders import require
+from .errors import InputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm"})
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One sampled frame: ``index`` in presentation order, ``timestamp`` in seconds, RGB pixels."""
+
+    video: str
+    index: int
+    timestamp: float
+    pixels: np.ndarray
+
+    @property
+    def source(self) -> str:
+        return frame_source(self.video, self.index)
+
+
+def frame_source(video: str, index: int) -> str:
+    """The name of frame ``index`` of ``video``: ``clip.mp4#frame=12``."""
+    return f"{video}#frame={index}"
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a video, by its suffix."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> Iterator[VideoFrame]:
+    """The frames ``0, stride, 2*stride, ...`` of the video at ``path`` (see the module
+    docstring); an undecodable video raises :class:`InputError` after the frames that decoded."""
+    if stride < 1:
+        raise ValueError(f"frame stride must be >= 1, got {stride}")
+    name = os.fspath(path)
+    av = require("av", "video", f"{name}: video")
+    try:
+        container = av.open(name)
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"{name}: cannot open video: {exc}") from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{name}: no video stream")
+        stream = container.streams.video[0]
+        decoded = 0
+        for frame in _decoded(av, container, stream, name, _packet_limit(name)):
+            if decoded % stride == 0:
+                yield _sampled(frame, name, decoded, max_pixels)
+            decoded += 1
+        if stream.frames and decoded < stream.frames:
+            raise InputError(
+                f"{name}: truncated video: {decoded} of {stream.frames} frames decoded"
+            )
+
+
+def _packet_limit(name: str) -> int:
+    """Packets a file can hold: at most one per byte (the bound that ends any decode)."""
+    return max(os.path.getsize(name), 1)
+
+
+def _decoded(av: Any, container: Any, stream: Any, name: str, limit: int) -> Iterator[Any]:
+    """The video frames of ``stream`` in presentation order, FFmpeg errors as InputError."""
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            if count >= limit:
+                raise InputError(f"{name}: corrupt video: more packets than bytes")
+            yield from packet.decode()
+    except av.FFmpegError as exc:
+        raise InputError(f"{name}: corrupt video: {exc}") from None
+
+
+def _sampled(frame: Any, name: str, index: int, max_pixels: int) -> VideoFrame:
+    from .io import check_size
+
+    check_size(frame.width, frame.height, name, max_pixels)
+    if frame.pts is None or frame.time_base is None:
+        raise InputError(f"{name}: frame {index} has no timestamp")
+    pixels = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    return VideoFrame(name, index, float(frame.pts * frame.time_base), pixels)
