@@ -104,10 +104,10 @@ def evaluate(model: str | None, data: Path, tiling: str = "off") -> dict[str, An
     scores, predicted, cue_rows, features = [], [], [], []
     tic = time.perf_counter()
     for path, _ in tqdm(rows, unit="img", desc="real captures"):
-        result = detector.detect(path)
+        rgb = load_image(path)  # decoded once, for the model and the global cues alike
+        result = detector.detect(rgb)
         scores.append(result.artifact_score)
         predicted.append(result.label)
-        rgb = load_image(path)
         cue_rows.append(single_cues(rgb))
         features.append(global_features(rgb))
     seconds = time.perf_counter() - tic

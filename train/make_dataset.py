@@ -152,13 +152,10 @@ def plan_items(settings: Settings) -> list[ItemSpec]:
             split = splits[photo]
             peers = by_split[split]
             partner = peers[int(rng.integers(len(peers)))]
-            # clean items draw only when hard negatives are on: older builds' streams stay the same
             share = settings.hard_fraction if label != "clean" else settings.hard_negatives
-            hard = (
-                bool(share and rng.random() < share)
-                if label == "clean"
-                else bool(rng.random() < share)
-            )
+            # clean items draw only when hard negatives are on: older builds' streams stay the same
+            draws = label != "clean" or share > 0
+            hard = draws and bool(rng.random() < share)
             items.append(
                 ItemSpec(f"{label}_{k:05d}", label, photo, partner, split, hard,
                          (settings.seed, label_index, k))

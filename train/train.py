@@ -332,8 +332,9 @@ class Trainer:
         self.model.set_anchors(state["anchors"].to(self.device))
         self.heads.load_state_dict(state["heads"])
         self.prompts.load_state_dict(state["prompts"])
-        with torch.no_grad():
-            self.free_anchors.copy_(state["free_anchors"].to(self.device))
+        if "free_anchors" in state:  # checkpoints from before free anchors have none
+            with torch.no_grad():
+                self.free_anchors.copy_(state["free_anchors"].to(self.device))
         if "visual" in state:
             self.model.visual.load_state_dict(state["visual"])
 
