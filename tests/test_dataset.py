@@ -22,7 +22,7 @@ from train.synth.common import Sample, visible_mask
 from train.synth.scenes import procedural_scene
 
 
-def fake_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+def fake_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
     image = clean.copy()
     h, w = image.shape[:2]
     side = max(4, min(h, w) // (6 if hard else 3))
@@ -239,7 +239,7 @@ def test_end_to_end_with_real_generators(tmp_path, config):
 
 
 def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_path, monkeypatch):
-    def flaky(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+    def flaky(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
         if label == "moire":
             raise RuntimeError("generator bug")
         return fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
@@ -296,7 +296,7 @@ def test_several_clean_folders_are_pooled_and_names_must_not_repeat(
 def test_hard_negatives_are_clean_references_of_screens_and_fusions(photo_dir, tmp_path):
     calls = []
 
-    def reference_differs(label, clean, rng, hard=False, partner=None, flare_patterns=()):
+    def reference_differs(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
         calls.append(label)
         sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
         reference = clean.copy()
@@ -335,3 +335,30 @@ def test_hard_negatives_off_leaves_the_item_plan_unchanged(photo_dir):
     artifacts = [s for s in plain if s.label != "clean"]
     assert artifacts == [s for s in with_negatives if s.label != "clean"]
     assert "hard_negatives" not in make_dataset.Settings(**base).identity()
+
+
+def test_night_share_relights_items_of_every_class_and_off_changes_nothing(photo_dir, tmp_path):
+    photos = {p.name: str(p) for p in sorted(photo_dir.glob("*.png"))}
+    base = dict(clean=(str(photo_dir),), out="x", photos=photos, n_per_class=3, n_clean=6,
+                seed=1, size=None, hard_fraction=0.3, flare_patterns=())  # fmt: skip
+    plain = make_dataset.plan_items(make_dataset.Settings(**base))
+    assert not any(s.night for s in plain)
+    assert "night" not in make_dataset.Settings(**base).identity()
+    assert make_dataset.Settings(**base, night=0.5).identity()["night"] == 0.5
+
+    planned = make_dataset.plan_items(
+        make_dataset.Settings(**base | {"n_per_class": 4, "n_clean": 8}, night=0.5)
+    )
+    out = tmp_path / "ds"
+    assert _build(photo_dir, out, "--n-per-class", "4", "--n-clean", "8", "--seed", "1",
+                  "--night", "0.5") == 0  # fmt: skip
+    records = read_manifest(out)
+    night = [r for r in records if "night" in r["params"]["synthesis"]]
+    assert {r["id"] for r in night} == {s.id for s in planned if s.night}
+    assert {r["label"] for r in night} == {"clean", "ghosting", "flare", "moire"}
+    for rec in night:
+        assert rec["params"]["synthesis"]["night"]["lamps"]
+        if rec["label"] == "flare":
+            assert rec["params"]["synthesis"]["route"] == "night"
+    day = [r for r in records if "night" not in r["params"]["synthesis"]]
+    assert day and all(r["params"]["synthesis"].get("route") != "night" for r in day)

@@ -44,7 +44,7 @@ def test_steps_run_in_order_and_training_resumes(monkeypatch, config, tmp_path, 
     calls = _record(monkeypatch)
     assert recipe.main(["--config", str(config), "--clean", str(tmp_path / "nowhere"),
                         "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
-    assert [c[0] for c in calls] == ["fetch", "data", "train-init", "train", "export"]
+    assert [c[0] for c in calls] == ["fetch", "data", "train-init", "train", "export"]  # one config
     data_argv = calls[1][1]
     assert data_argv[:2] == [
         "--clean",
@@ -75,3 +75,17 @@ def test_dataset_arguments_are_accepted_by_make_dataset(monkeypatch, tmp_path):
         recipe.make_dataset.main(argv[:-2])
     assert seen["clean"] == ("a", "b")
     assert argv[argv.index("--size") + 1] == str(recipe.DATASET["size"])
+
+
+def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
+    calls = _record(monkeypatch)
+    assert recipe.main(["--clean", str(tmp_path / "nowhere"),
+                        "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
+    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 2
+    first, second = calls[1][1], calls[5][1]
+    assert "--night" not in first
+    assert second[second.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
+    night_cfg = recipe.trainer.TrainConfig.load(recipe.ROOT / recipe.PHASES[1][0])
+    first_cfg = recipe.trainer.TrainConfig.load(recipe.ROOT / recipe.PHASES[0][0])
+    assert night_cfg.init == f"{first_cfg.out}/model.safetensors"  # phase 2 starts from phase 1
+    assert calls[2][1] == first_cfg.data and calls[6][1] == night_cfg.data

@@ -375,3 +375,33 @@ def test_calibration_on_a_folder_of_clean_photos_sets_only_the_image_threshold(
     empty.mkdir()
     with pytest.raises(SystemExit, match="no images"):
         cal.calibrate_on_clean_images(tiny_bundle, empty, 0.1)
+
+
+def test_init_from_a_bundle_continues_that_model_in_stage3(tiny_data, tmp_path):
+    """``init``: a run that starts at stage III from a finished bundle starts with exactly its
+    network and anchors (not fresh random ones, not heads' directions); a bundle of another
+    architecture is refused naming the field."""
+    first = Trainer(_config(tiny_data, tmp_path / "a", stem="conv", anchors="free",
+                            train_backbone=True, stages=["stage1", "stage3"]))  # fmt: skip
+    first.run()
+    from ipad_sdk.model import load_bundle
+
+    bundle = tmp_path / "a" / "model.safetensors"
+    start = load_bundle(bundle, "cpu")
+    second = Trainer(_config(tiny_data, tmp_path / "b", stem="conv", anchors="free",
+                             train_backbone=True, stages=["stage3"], init=str(bundle),
+                             seed=5))  # fmt: skip
+    for name, value in start.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], value, msg=name)
+    torch.testing.assert_close(second.free_anchors.detach(), start.anchors)
+    before = second.free_anchors.detach().clone()
+    second.run()
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["stage"] for x in lines] == ["stage3"]
+    after = load_bundle(tmp_path / "b" / "model.safetensors", "cpu").anchors
+    assert not torch.allclose(after, before)  # trained on from the bundle's anchors
+    # one stage-III step moves the anchors a little, not to the heads' (random) directions
+    assert torch.nn.functional.cosine_similarity(after, before, dim=-1).min() > 0.9
+
+    with pytest.raises(ValueError, match="init .*clip_config"):
+        Trainer(_config(tiny_data, tmp_path / "c", anchors="free", init=str(bundle)))

@@ -42,6 +42,7 @@ from ipad_sdk.fileio import atomic_write_bytes
 from train.dataset import DATASET_FORMAT, DATASET_VERSION, assign_splits
 from train.synth import ARTIFACT_CLASSES, synthesize
 from train.synth.common import camera_finish
+from train.synth.night import night_scene
 from train.synth.scenes import procedural_scene
 
 BUILDER_VERSION = 2  # 2: exposure gain and black level in the camera finish
@@ -62,6 +63,7 @@ class ItemSpec:
     split: str
     hard: bool
     seed: tuple[int, ...]
+    night: bool = False  # relit as a night scene with lamps before synthesis
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Settings:
     flare_patterns: tuple[str, ...]
     splits: tuple[str, ...] | None = None  # None: every split
     hard_negatives: float = 0.0  # share of clean items that are an artifact's clean reference
+    night: float = 0.0  # share of the items of every class relit as night scenes
 
     def identity(self) -> dict[str, Any]:
         """What defines the dataset (a rerun with the same identity resumes it)."""
@@ -88,7 +91,7 @@ class Settings:
             "flare_patterns": [_digest(p) for p in self.flare_patterns],
         } | ({"splits": list(self.splits)} if self.splits else {}) | (
             {"hard_negatives": self.hard_negatives} if self.hard_negatives else {}
-        )  # fmt: skip
+        ) | ({"night": self.night} if self.night else {})  # fmt: skip
 
 
 def _digest(path: str | None) -> str:
@@ -156,9 +159,11 @@ def plan_items(settings: Settings) -> list[ItemSpec]:
             # clean items draw only when hard negatives are on: older builds' streams stay the same
             draws = label != "clean" or share > 0
             hard = draws and bool(rng.random() < share)
+            # drawn only when night scenes are on, so older builds' streams stay the same
+            night = settings.night > 0 and bool(rng.random() < settings.night)
             items.append(
                 ItemSpec(f"{label}_{k:05d}", label, photo, partner, split, hard,
-                         (settings.seed, label_index, k))
+                         (settings.seed, label_index, k), night)
             )  # fmt: skip
     if settings.splits:
         items = [item for item in items if item.split in settings.splits]
@@ -220,6 +225,10 @@ def make_item(spec: ItemSpec) -> dict[str, Any]:
     out = Path(settings.out)
     rng = np.random.default_rng(spec.seed)
     base = base_variant(_photo(spec.photo), rng, settings.size)
+    night: dict[str, Any] = {}
+    if spec.night:
+        base, night = night_scene(base, rng)
+    lamps = night.get("lamps", ())
     if spec.label == "clean" and spec.hard:  # hard negative: an artifact's clean reference
         partner = base_variant(_photo(spec.partner), rng, settings.size)
         source = HARD_NEGATIVE_SOURCES[int(rng.integers(len(HARD_NEGATIVE_SOURCES)))]
@@ -230,8 +239,10 @@ def make_item(spec: ItemSpec) -> dict[str, Any]:
         image, mask, params = base, np.zeros(base.shape[:2], bool), {}
     else:
         partner = base_variant(_photo(spec.partner), rng, settings.size)
-        sample = synthesize(spec.label, base, rng, spec.hard, partner, _flare_patterns())
+        sample = synthesize(spec.label, base, rng, spec.hard, partner, _flare_patterns(), lamps)
         image, mask, params = sample.image, sample.mask, sample.params
+    if night:
+        params = params | {"night": night}
     jpeg, finish = camera_finish(image, rng)
     buf = io.BytesIO()
     Image.fromarray(mask.astype(np.uint8) * 255).save(buf, format="PNG")
@@ -347,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard-fraction", type=float, default=0.3)
     parser.add_argument("--hard-negatives", type=float, default=0.0,
                         help="share of clean items that are an artifact's reference")  # fmt: skip
+    parser.add_argument("--night", type=float, default=0.0,
+                        help="share of every class's items relit as night scenes with lamps")  # fmt: skip
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
     parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")
@@ -358,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--size must be in 32..4096")
     if not 0.0 <= args.hard_negatives <= 1.0:
         parser.error("--hard-negatives must be in 0..1")
+    if not 0.0 <= args.night <= 1.0:
+        parser.error("--night must be in 0..1")
     photos, skipped = find_all_photos(tuple(args.clean))
     for _, error in skipped:
         print(f"make_dataset: skipping unreadable input {error}")
@@ -375,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         clean=tuple(args.clean), out=args.out, photos=photos, n_per_class=args.n_per_class,
         n_clean=args.n_clean if args.n_clean is not None else (3 * args.n_per_class) // 2,
         seed=args.seed, size=args.size, hard_fraction=args.hard_fraction, flare_patterns=patterns,
-        splits=splits, hard_negatives=args.hard_negatives,
+        splits=splits, hard_negatives=args.hard_negatives, night=args.night,
     )  # fmt: skip
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]

@@ -1,18 +1,21 @@
 """The default model's whole recipe in one command: photos -> native-resolution data -> training ->
-ONNX export, every step resumable (a rerun continues where a killed run stopped).
+ONNX export, for each phase, every step resumable (a rerun continues where a killed run stopped).
 
-    python train/recipe.py [--config train/configs/default-cpu.json] [--workers 2]
+    python train/recipe.py [--config CONFIG ...] [--workers 2]
         [--clean ../shared/data/clean] [--flare-patterns ../shared/data/flare_patterns]
 
 1. ``train/fetch_photos.py``: the Debian full-resolution photographs (SHA-256 checked).
-2. ``train/make_dataset.py``: artifacts rendered at 1,024 px on the long side (the scale of real
-   captures as users upload them) from those photos and ``--clean``, with hard negatives.
-3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch).
+2. per phase, ``train/make_dataset.py``: artifacts rendered at 1,024 px on the long side (the
+   scale of real captures as users upload them) from those photos and ``--clean``, with hard
+   negatives (the second phase: and night scenes);
+3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch);
 4. ``export/export_onnx.py``: FP32 and INT8 ONNX beside the bundle, with the parity check.
 
-``train/configs/default-cpu.json`` is the 2-core CPU recipe (about 1.3 h of training after
-about 11 min of data); ``train/configs/default-gpu.json`` is the same recipe on one CUDA GPU with
-more epochs. The data settings below are part of the recipe, shared by both.
+The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random init (about 1.3 h
+on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
+its model and trains on in stage III on data with night scenes. ``--config`` runs only the given
+configs (``train/configs/default-gpu.json`` is the first phase on one CUDA GPU with more epochs).
+The data settings below are part of the recipe.
 """
 
 from __future__ import annotations
@@ -35,51 +38,70 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 #: the dataset of the recipe (``--n-clean`` includes ``--hard-negatives`` of screens/fusions)
 DATASET = {"n_per_class": 700, "n_clean": 1100, "hard_negatives": 0.3, "size": 1024, "seed": 0}
+#: the second phase's dataset: the same, with 35 % of every class's items relit as night scenes
+NIGHT_DATASET = DATASET | {"night": 0.35}
+#: the default model's phases: (config, its dataset); a phase starts from the one before
+#: (its config's ``init``)
+PHASES = (("train/configs/default-cpu.json", DATASET),
+          ("train/configs/default-cpu-night.json", NIGHT_DATASET))  # fmt: skip
 
 
-def dataset_argv(clean: list[str], out: str, workers: int, patterns: str | None) -> list[str]:
-    """``make_dataset`` arguments of the recipe's dataset."""
+def dataset_argv(
+    clean: list[str], out: str, workers: int, patterns: str | None, dataset: dict = DATASET
+) -> list[str]:
+    """``make_dataset`` arguments of a recipe dataset."""
     argv = [a for folder in clean for a in ("--clean", folder)]
-    argv += ["--out", out, "--n-per-class", str(DATASET["n_per_class"]),
-             "--n-clean", str(DATASET["n_clean"]), "--hard-negatives",
-             str(DATASET["hard_negatives"]), "--size", str(DATASET["size"]),
-             "--seed", str(DATASET["seed"]), "--workers", str(workers)]  # fmt: skip
+    argv += ["--out", out, "--n-per-class", str(dataset["n_per_class"]),
+             "--n-clean", str(dataset["n_clean"]), "--hard-negatives",
+             str(dataset["hard_negatives"]), "--size", str(dataset["size"]),
+             "--seed", str(dataset["seed"]), "--workers", str(workers)]  # fmt: skip
+    if dataset.get("night"):
+        argv += ["--night", str(dataset["night"])]
     return argv + (["--flare-patterns", patterns] if patterns else [])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "train/configs/default-cpu.json"))
+    parser.add_argument("--config", action="append",
+                        help="run only this config (repeatable; default: every phase in order)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="data synthesis processes")
     parser.add_argument("--clean", default=str(SHARED / "clean"), help="extra clean photos")
     parser.add_argument("--photos", default="data/photos-debian", help="Debian photos folder")
     parser.add_argument("--flare-patterns", default=str(SHARED / "flare_patterns"))
     args = parser.parse_args(argv)
-    cfg = trainer.TrainConfig.load(args.config)
+    known = {str(ROOT / path): dataset for path, dataset in PHASES}
+    configs = args.config or [str(ROOT / path) for path, _ in PHASES]
     times: dict[str, float] = {}
 
     tic = time.perf_counter()
     if fetch_photos.main(["--out", args.photos]) != 0:
         return 1
     times["photos"] = time.perf_counter() - tic
-
-    tic = time.perf_counter()
     clean = [args.photos] + ([args.clean] if Path(args.clean).is_dir() else [])
     patterns = args.flare_patterns if Path(args.flare_patterns).is_dir() else None
-    if make_dataset.main(dataset_argv(clean, cfg.data, args.workers, patterns)) != 0:
-        return 1
-    times["data"] = time.perf_counter() - tic
+    exported = 0
+    for config in configs:
+        cfg = trainer.TrainConfig.load(config)
+        dataset = known.get(str(Path(config).resolve()), DATASET)
+        name = Path(config).stem
+        tic = time.perf_counter()
+        argv_data = dataset_argv(clean, cfg.data, args.workers, patterns, dataset)
+        if make_dataset.main(argv_data) != 0:
+            return 1
+        times[f"{name}/data"] = time.perf_counter() - tic
 
-    tic = time.perf_counter()
-    trainer.Trainer(cfg).run(resume=True)
-    times["train"] = time.perf_counter() - tic
+        tic = time.perf_counter()
+        trainer.Trainer(cfg).run(resume=True)
+        times[f"{name}/train"] = time.perf_counter() - tic
 
-    tic = time.perf_counter()
-    from export import export_onnx
+        tic = time.perf_counter()
+        from export import export_onnx
 
-    bundle = Path(cfg.out) / "model.safetensors"
-    exported = export_onnx.main([str(bundle), "--out", str(Path(cfg.out) / "onnx"), "--int8"])
-    times["export"] = time.perf_counter() - tic
+        bundle = Path(cfg.out) / "model.safetensors"
+        exported = export_onnx.main([str(bundle), "--out", str(Path(cfg.out) / "onnx"), "--int8"])
+        times[f"{name}/export"] = time.perf_counter() - tic
+        if exported != 0:
+            return exported
     print(json.dumps({"bundle": str(bundle), "seconds": times}))
     return exported
 

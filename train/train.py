@@ -76,6 +76,9 @@ class TrainConfig:
     image_size: int | None = None
     stem: str = "patch"  # "conv": convolutional stem instead of the patchify conv (from scratch)
     anchors: str = "prompts"  # "free": stage III learns the anchors directly (no stage II)
+    #: a finished bundle (model.safetensors) to start from instead of random init: its network
+    #: and anchors (free anchors start from them); it must have this run's architecture
+    init: str | None = None
     n_adapt: int = 6
     feature_layers: list[int] | str | None = None  # None: 4 evenly spaced; "last": last block
     beta: float = 0.1
@@ -185,12 +188,30 @@ class Trainer:
         self.heads = nn.ModuleDict({"cls": nn.Linear(dim, k), "seg": nn.Linear(dim, k)})
         self.heads.to(self.device)
         self.free_anchors = nn.Parameter(random_anchors(k, dim, cfg.seed).to(self.device))
+        if cfg.init:
+            self._init_from_bundle(cfg.init)
         self.train_set = IpadDataset(
             cfg.data, "train", config, augment=random_flip_crop, seed=cfg.seed
         )
         self.val_set = IpadDataset(cfg.data, "val", config)
         self.test_set = IpadDataset(cfg.data, "test", config)
         self.log_path = self.out / "metrics.jsonl"
+
+    @torch.no_grad()
+    def _init_from_bundle(self, path: str) -> None:
+        """Start from a finished model: the network's weights and anchors (and the free anchors)."""
+        from ipad_sdk.model.bundle import load_bundle
+
+        start = load_bundle(path)
+        ours, theirs = self.model.config, start.config
+        for key in ("backbone", "clip_config", "n_adapt", "feature_layers", "classes"):
+            if getattr(ours, key) != getattr(theirs, key):
+                raise ValueError(
+                    f"init {path}: its {key} {getattr(theirs, key)!r} differs from this run's "
+                    f"{getattr(ours, key)!r}"
+                )
+        self.model.load_state_dict(start.state_dict(), strict=True)
+        self.free_anchors.copy_(start.anchors.to(self.device))
 
     # -- what each stage trains and how it predicts ------------------------------------------------
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
@@ -375,7 +396,12 @@ class Trainer:
                 start_stage, start_epoch, opt_state, sched_state = start_stage + 1, 0, None, None
         for stage in stages[start_stage:]:
             self._freeze_for(stage)
-            if stage == "stage3" and start_epoch == 0:
+            # a run that starts at stage III from ``init`` keeps that model's anchors
+            if (
+                stage == "stage3"
+                and start_epoch == 0
+                and not (self.cfg.init and stage == stages[0])
+            ):
                 self._start_alignment()
             optimizer, scheduler = self.make_optimizer(stage)
             if opt_state is not None:

@@ -6,6 +6,7 @@ Generators are imported on first use, so importing the package stays cheap.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,14 +23,17 @@ def synthesize(
     hard: bool = False,
     partner: np.ndarray | None = None,
     flare_patterns: Sequence[np.ndarray] = (),
+    lamps: Sequence[dict[str, Any]] = (),
 ) -> Sample:
     """Make one ``label`` artifact on ``clean``. ``partner`` is another photo of the same split
     (screen content for moire, object donor for ghosting); ``flare_patterns`` enable the flare
-    generator's pattern route."""
+    generator's pattern route; ``lamps`` (of a night scene) its night route."""
     if label == "flare":
         from .flare import synthesize_flare
 
-        return synthesize_flare(clean, rng, hard=hard, patterns=list(flare_patterns) or None)
+        return synthesize_flare(
+            clean, rng, hard=hard, patterns=list(flare_patterns) or None, lamps=list(lamps) or None
+        )
     if label == "moire":
         from .moire import synthesize_moire
 

@@ -54,12 +54,20 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .common import Sample, linear_to_srgb, srgb_to_linear, visible_mask
+from .common import (
+    VISIBLE_DELTA,
+    Sample,
+    change_delta,
+    linear_to_srgb,
+    srgb_to_linear,
+    visible_mask,
+)
 
 RENDER_MAX = 1024  # longest side of the flare rendering
 PATTERN_PROB = 0.3
 PLACE_ANYWAY_PROB = 0.2
 MIN_FRACTION = {False: 0.01, True: 0.002}
+NIGHT_EXTENT = {False: (0.01, 0.15), True: (0.003, 0.02)}  # night route: visible share drawn
 _LUT_N = 65536
 _TO_LIN = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)  # uint8 -> linear
 _TO_SRGB = np.round(linear_to_srgb(np.linspace(0.0, 1.0, _LUT_N)) * 255.0).astype(np.uint8)
@@ -533,17 +541,96 @@ def _render_flare(
     return acc, params
 
 
+def _visible_composite(
+    clean: np.ndarray, flare: np.ndarray, hard: bool, boost: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """The composite with the flare (times ``boost``) doubled up to 6 times until its mask
+    reaches the minimum fraction; the image, mask, boost and whether it got there."""
+    for _ in range(7):
+        image = _composite(clean, flare, boost)
+        mask = visible_mask(clean, image)
+        if mask.mean() >= MIN_FRACTION[hard]:
+            return image, mask, boost, True
+        boost *= 2.0
+    return image, mask, boost / 2.0, False
+
+
+def _gain_for_extent(clean: np.ndarray, flare: np.ndarray, target: float) -> float:
+    """The flare gain whose visibly changed share of the frame is ``target`` (bisection in log
+    gain on copies of at most 256 px). On a dark scene the glare's far tail, however faint in
+    linear light, is visible everywhere; real night glows are local, so their extent is drawn."""
+    h, w = clean.shape[:2]
+    f = min(1.0, 256.0 / max(h, w))
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = np.asarray(Image.fromarray(clean).resize(size, Image.BOX))
+    flare_small = np.stack(
+        [np.asarray(Image.fromarray(np.ascontiguousarray(flare[..., c])).resize(size, Image.BOX))
+         for c in range(3)], axis=-1,
+    )  # fmt: skip
+    lo, hi = np.log(1e-4), np.log(8.0)
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        changed = change_delta(small, _composite(small, flare_small, float(np.exp(mid))))
+        if (changed >= VISIBLE_DELTA).mean() < target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp((lo + hi) / 2))
+
+
+def _flare_lamps(
+    clean: np.ndarray, rng: np.random.Generator, hard: bool, lamps: Sequence[dict[str, Any]]
+) -> Sample:
+    """Night route: the physical flare around 1-3 of the scene's lamps (brightest first; the lamps
+    are already in ``clean``), with a steeper halo (power 1.6-2.4), a glare envelope cut to
+    15-40 %, no veiling haze and at most 2 faint ghosts, so that the glow stays local as it does at night; the gain is
+    then set so that the visible share of the frame is a drawn ``NIGHT_EXTENT``."""
+    h, w = clean.shape[:2]
+    diag = float(np.hypot(h, w))
+    scale = min(1.0, RENDER_MAX / max(h, w))
+    hr, wr = max(1, round(h * scale)), max(1, round(w * scale))
+    px = float(np.hypot(hr, wr))
+    order = sorted(lamps, key=lambda lamp: -lamp["intensity"] * lamp["radius"])
+    chosen = order[: int(rng.integers(1, min(3, len(order)) + 1))]
+    acc = np.zeros((hr, wr, 3), np.float32)
+    renders = []
+    for lamp in chosen:
+        strength = _loguniform(rng, 0.12, 0.4) if hard else _loguniform(rng, 0.6, 2.0)
+        phys = _physical_params(rng, hard, lamp, strength, diag)
+        glare = phys["glare"]
+        glare["halo_power"] = _f(rng.uniform(1.6, 2.4))
+        glare["wide_extent"] = _f(glare["wide_extent"] * rng.uniform(0.15, 0.4))
+        glare["haze"] = None
+        ghosts = phys["ghosts"][: int(rng.integers(0, 3))]  # a lamp's ghosts are faint
+        phys["ghosts"] = [gh | {"amp": _f(gh["amp"] * 0.3)} for gh in ghosts]
+        src = ((lamp["x"] + 0.5) * wr / w - 0.5, (lamp["y"] + 0.5) * hr / h - 0.5)
+        _render_physical(acc, phys, src, px, diag)
+        renders.append({"strength": _f(strength), **phys})
+    flare = _upsample(acc, h, w)
+    target = _f(rng.uniform(*NIGHT_EXTENT[hard]))
+    gain = _gain_for_extent(clean, flare, target)
+    image, mask, boost, _ = _visible_composite(clean, flare, hard, gain)
+    params = {"route": "night", "hard": hard, "sources": chosen, "renders": renders,
+              "render_size": [wr, hr], "target_fraction": target, "boost": _f(boost),
+              "mask_fraction": _f(mask.mean())}  # fmt: skip
+    return Sample(image=image, reference=clean, mask=mask, label="flare", params=params)
+
+
 def synthesize_flare(
     clean: np.ndarray,
     rng: np.random.Generator,
     *,
     hard: bool = False,
     patterns: Sequence[np.ndarray] | None = None,
+    lamps: Sequence[dict[str, Any]] | None = None,
 ) -> Sample:
-    """Add a lens flare to ``clean`` (HxWx3 uint8 RGB); see the module docstring."""
+    """Add a lens flare to ``clean`` (HxWx3 uint8 RGB); see the module docstring. ``lamps`` (a
+    night scene's light sources, :func:`train.synth.night.night_scene`) take the night route."""
     clean = np.ascontiguousarray(clean)
     if clean.ndim != 3 or clean.shape[2] != 3 or clean.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 image, got {clean.shape} {clean.dtype}")
+    if lamps:
+        return _flare_lamps(clean, rng, hard, lamps)
     h, w = clean.shape[:2]
     pat = None
     if patterns and rng.random() < PATTERN_PROB:
@@ -558,15 +645,7 @@ def synthesize_flare(
         source = _place_source(rng, h, w, hard, offframe_ok) if placed else found
         assert source is not None
         acc, render = _render_flare((h, w), rng, hard, source, placed, pat)
-        flare = _upsample(acc, h, w)
-        boost = 1.0
-        for _ in range(7):  # make sure the flare is visible somewhere
-            image = _composite(clean, flare, boost)
-            mask = visible_mask(clean, image)
-            visible = mask.mean() >= MIN_FRACTION[hard]
-            if visible:
-                break
-            boost *= 2.0
+        image, mask, boost, visible = _visible_composite(clean, _upsample(acc, h, w), hard)
         if visible:
             break
         placed, offframe_ok = True, False
