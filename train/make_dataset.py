@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard-negatives", type=float, default=0.0,
                         help="share of clean items that are an artifact's reference")  # fmt: skip
     parser.add_argument("--night", type=float, default=0.0,
-                        help="share of every class's items relit as night scenes with lamps")  # fmt: skip
+                        help="share of every class's items relit as night scenes")  # fmt: skip
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
     parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")

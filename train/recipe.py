@@ -63,7 +63,7 @@ def dataset_argv(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append",
-                        help="run only this config (repeatable; default: every phase in order)")  # fmt: skip
+                        help="run only this config (repeatable; default: every phase)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="data synthesis processes")
     parser.add_argument("--clean", default=str(SHARED / "clean"), help="extra clean photos")
     parser.add_argument("--photos", default="data/photos-debian", help="Debian photos folder")

@@ -583,8 +583,9 @@ def _flare_lamps(
 ) -> Sample:
     """Night route: the physical flare around 1-3 of the scene's lamps (brightest first; the lamps
     are already in ``clean``), with a steeper halo (power 1.6-2.4), a glare envelope cut to
-    15-40 %, no veiling haze and at most 2 faint ghosts, so that the glow stays local as it does at night; the gain is
-    then set so that the visible share of the frame is a drawn ``NIGHT_EXTENT``."""
+    15-40 %, no veiling haze and at most 2 faint ghosts, so that the glow stays local as it does
+    at night; the gain is then set so that the visible share of the frame is a drawn
+    ``NIGHT_EXTENT``."""
     h, w = clean.shape[:2]
     diag = float(np.hypot(h, w))
     scale = min(1.0, RENDER_MAX / max(h, w))
