@@ -28,9 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# (title, how it is run, module or file) of each documented program; `ipad` comes first.
+# (what it is, how it is run, its module) of each documented program; `ipad` comes first.
 PROGRAMS = [
-    ("ipad", "ipad", "ipad_sdk.cli"),
+    ("the ipad command", "ipad", "ipad_sdk.cli"),
     ("Ray Data", "python -m ipad_sdk.integrations.ray", "ipad_sdk.integrations.ray"),
     ("Triton / PyTriton", "python -m ipad_sdk.integrations.triton", "ipad_sdk.integrations.triton"),
 ]
@@ -73,6 +73,8 @@ def capture_parser(main, prog: str) -> argparse.ArgumentParser:
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """The subcommands of ``parser`` by name, each named ``<parser.prog> <name>`` (argparse names
+    them after the running program's ``sys.argv[0]``)."""
     out = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -80,13 +82,14 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Arg
             for name, sub in action.choices.items():
                 if id(sub) not in seen:  # aliases share one parser
                     seen.add(id(sub))
+                    sub.prog = f"{parser.prog} {name}"
                     out.append((name, sub))
     return out
 
 
 def _help(parser: argparse.ArgumentParser) -> str:
     old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal width: make it fixed
+    os.environ["COLUMNS"] = "80"  # argparse wraps to the terminal width: fix it to the page's
     try:
         return parser.format_help().rstrip()
     finally:
@@ -97,6 +100,7 @@ def _help(parser: argparse.ArgumentParser) -> str:
 
 
 def _parser_section(parser: argparse.ArgumentParser, level: int) -> list[str]:
+    """Markdown of ``parser``'s help under a heading, then of each subcommand's one level down."""
     lines = [f"{'#' * level} `{parser.prog}`", "", "```text", _help(parser), "```", ""]
     for _, sub in _subparsers(parser):
         lines += _parser_section(sub, min(level + 1, 6))
@@ -122,9 +126,9 @@ def cli_reference() -> str:
         "[Command line](../guide/cli.md).",
         "",
     ]
-    for title, prog, module_name in PROGRAMS:
+    for _, prog, module_name in PROGRAMS:
         parser = capture_parser(importlib.import_module(module_name).main, prog)
-        lines += [f"## {title}", ""] + _parser_section(parser, 3)
+        lines += _parser_section(parser, 2)
     scripts = sorted(p for pattern in SCRIPT_GLOBS for p in ROOT.glob(pattern))
     scripts = [p for p in scripts if "def main(" in p.read_text()]
     if scripts:

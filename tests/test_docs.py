@@ -55,6 +55,7 @@ def test_cli_reference_picks_up_a_new_subcommand_and_nested_ones():
     text = "\n".join(lines)
     assert "### `ipad`" in text and "#### `ipad brand-new`" in text
     assert "##### `ipad brand-new deeper`" in text and "a new option" in text
+    assert "usage: ipad brand-new deeper [-h] thing" in text
     assert argparse.ArgumentParser.parse_args.__name__ == "parse_args"  # restored
 
 
