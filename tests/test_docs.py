@@ -69,6 +69,17 @@ def test_readme_is_short_and_its_links_resolve():
             assert (ROOT / target).exists(), f"README.md links to missing {target}"
 
 
+def test_every_benchmark_figure_is_shown_in_the_docs():
+    pages = [*(ROOT / "docs").rglob("*.md"), *(ROOT / "benchmarks" / "results").rglob("*.md")]
+    text = "\n".join(page.read_text() for page in pages)
+    figures = [
+        p for p in (ROOT / "benchmarks" / "results").rglob("*") if p.suffix in (".png", ".jpg")
+    ]
+    assert figures
+    for figure in figures:
+        assert f"{figure.name})" in text, f"no docs page shows {figure.relative_to(ROOT)}"
+
+
 def test_mkdocs_build_strict(tmp_path):
     for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
         if importlib.util.find_spec(module.split(".")[0]) is None:
