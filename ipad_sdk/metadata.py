@@ -316,11 +316,19 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Return every field as JSON-ready values."""
+        """Convert the config to plain values.
+
+        Returns:
+            Every field, JSON-ready (tuples become lists when serialised).
+        """
         return asdict(self)
 
     def to_json(self) -> str:
-        """Return the config as the JSON string stored in model files (keys sorted)."""
+        """Serialise the config.
+
+        Returns:
+            The JSON string stored in model files (keys sorted).
+        """
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod

@@ -191,7 +191,11 @@ class Result:
         }
 
     def to_json(self) -> str:
-        """Return `to_dict` as one line of JSON."""
+        """Serialise the summary.
+
+        Returns:
+            `to_dict` as one line of JSON.
+        """
         return json.dumps(self.to_dict())
 
     def overlay(self, image: Any, alpha: float = 0.5) -> Image.Image:
