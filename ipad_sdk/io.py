@@ -90,7 +90,7 @@ def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
 
     Returns:
         A C-contiguous ``HxWx3`` RGB ``uint8`` array (a C-contiguous RGB ``uint8`` input is
-        returned as is, not copied).
+            returned as is, not copied).
 
     Raises:
         InputError: The input is missing, not an image, truncated, too large, of zero size,
@@ -112,8 +112,8 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         max_pixels: Largest accepted ``width * height``, checked before decoding.
 
     Returns:
-        A C-contiguous ``HxWx3`` array: ``uint16`` where the input has more than 8 bits per
-        channel (16-bit arrays, PNG and TIFF, 10/12-bit HEIF, RAW), else ``uint8``.
+        A C-contiguous ``HxWx3`` array, ``uint16`` where the input has more than 8 bits per
+            channel (16-bit arrays, PNG and TIFF, 10/12-bit HEIF, RAW), else ``uint8``.
 
     Raises:
         InputError: The input is unusable (see `load_image`).

@@ -157,7 +157,7 @@ def default_feature_layers(depth: int, count: int = 4) -> tuple[int, ...]:
 
     Returns:
         ``count`` 1-based block numbers ending at the last (6/12/18/24 for depth 24), or every
-        block when there are fewer than ``count``.
+            block when there are fewer than ``count``.
     """
     if depth < count:
         return tuple(range(1, depth + 1))
@@ -433,7 +433,7 @@ def onnx_metadata(
 
     Returns:
         The bundle's keys plus the export's precision, input format, format version and the
-        source's SHA-256, with format ``ipad-onnx``.
+            source's SHA-256, with format ``ipad-onnx``.
 
     Raises:
         ValueError: An unknown precision or input format.

@@ -173,8 +173,8 @@ class Result:
 
         Returns:
             ``source``, ``label``, ``is_artifact``, ``artifact_score``, ``scores``, ``width``,
-            ``height``, ``mask_fraction``, ``regions``, ``thresholds`` and ``timings_ms`` (no
-            per-pixel arrays).
+                ``height``, ``mask_fraction``, ``regions``, ``thresholds`` and ``timings_ms`` (no
+                per-pixel arrays).
         """
         return {
             "source": self.source,

@@ -31,7 +31,7 @@ def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
 
     Returns:
         A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr``; when every negative may
-        pass, half the lowest score.
+            pass, half the lowest score.
 
     Raises:
         ValueError: ``fpr`` is outside [0, 1] or there are no negatives.

@@ -54,8 +54,8 @@ def frame_source(video: str, index: int) -> str:
         index: The frame's index in presentation order.
 
     Returns:
-        The name, e.g. ``clip.mp4#frame=12``: unique per frame, the output key of its records,
-        masks and overlays.
+        The name, e.g. ``clip.mp4#frame=12``, unique per frame, the output key of its records,
+            masks and overlays.
     """
     return f"{video}#frame={index}"
 
