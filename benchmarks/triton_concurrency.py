@@ -4,7 +4,7 @@ against a local Detector in the same run.
     .venv-triton/bin/python benchmarks/triton_concurrency.py [FOLDER] [--model M] [--repeats 3]
         [--instances 2] [--threads 1] [--max-batch 8] [--out benchmarks/results]
 
-Runs in the Triton venv (nvidia-pytriton, onnxruntime; README "Scaling out: Triton"). The server is
+Runs in the Triton venv (nvidia-pytriton, onnxruntime; docs/serving/triton.md). The server is
 ``python -m ipad_sdk.integrations.triton serve`` on loopback (a subprocess); each client thread has
 its own tritonclient client and sends one encoded photo per request (online serving). A pass sends
 every photo of FOLDER once, shared among the clients; requests/s = photos / wall time of the pass,

@@ -1,7 +1,7 @@
 """One exception hierarchy for the SDK.
 
-Every error that the SDK raises on purpose derives from :class:`IpadError`. Input and model errors
-also derive from :class:`ValueError`, so callers that only know the standard library still catch
+Every error that the SDK raises on purpose derives from `IpadError`. Input and model errors
+also derive from `ValueError`, so callers that only know the standard library still catch
 them; messages always start with the offending input or file.
 """
 

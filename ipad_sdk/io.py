@@ -1,14 +1,14 @@
-"""Turn any supported image input into sRGB pixels, or raise :class:`InputError`.
+"""Turn any supported image input into sRGB pixels, or raise `InputError`.
 
-:func:`load_pixels` gives ``uint16`` pixels where the input has more than 8 bits per channel
+`load_pixels` gives ``uint16`` pixels where the input has more than 8 bits per channel
 (16-bit arrays, PNG and TIFF, 10/12-bit HEIF, RAW) and ``uint8`` otherwise; the preprocessing
-resizes them at that precision and quantises once (:mod:`ipad_sdk.preprocess`). :func:`load_image`
+resizes them at that precision and quantises once (`ipad_sdk.preprocess`). `load_image`
 is the same pixels quantised to ``uint8`` at once. Accepted inputs (one place for every backend):
 
 * a path (``str`` / ``os.PathLike``) or encoded bytes of any format Pillow reads (AVIF included),
-  HEIC/HEIF (extra ``heif``) or camera RAW/DNG (extra ``raw``; :mod:`ipad_sdk.decoders`); EXIF
+  HEIC/HEIF (extra ``heif``) or camera RAW/DNG (extra ``raw``; `ipad_sdk.decoders`); EXIF
   orientation is applied; animated files give their first frame; an embedded RGB ICC profile
-  (Display P3, Adobe RGB, ProPhoto, ...) is converted to sRGB (:mod:`ipad_sdk.colour`);
+  (Display P3, Adobe RGB, ProPhoto, ...) is converted to sRGB (`ipad_sdk.colour`);
 * a ``PIL.Image.Image`` (any mode: 1, L, P, RGB, RGBA, RGBa, LA, La, CMYK, I;16, I, F, ...);
 * a numpy array ``HxW``, ``HxWx1``, ``HxWx3`` (RGB) or ``HxWx4`` (RGBA), dtype ``uint8``,
   ``uint16`` or floating point in ``[0, 1]``;
@@ -18,8 +18,8 @@ is the same pixels quantised to ``uint8`` at once. Accepted inputs (one place fo
   first; imported with ``torch.from_dlpack``, or ``numpy.from_dlpack`` for host memory without
   torch).
 
-Tensors on the GPU are copied to the host here; the :class:`~ipad_sdk.Detector` of a PyTorch model
-on that GPU preprocesses them there instead (:mod:`ipad_sdk.device_preprocess`).
+Tensors on the GPU are copied to the host here; the `Detector` of a PyTorch model
+on that GPU preprocesses them there instead (`ipad_sdk.device_preprocess`).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
 three channels; 16-bit values map to 8 bits by ``round(v / 257)`` (16-bit RGB PNG and TIFF files
@@ -57,7 +57,14 @@ ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, Any]  # noq
 
 
 def describe(obj: Any) -> str:
-    """A short human name for ``obj`` to start error messages with."""
+    """Name an input for the start of an error message.
+
+    Args:
+        obj: Any image input.
+
+    Returns:
+        The path, or a short description such as ``<numpy array shape=(4, 4, 3) dtype=uint8>``.
+    """
     if isinstance(obj, (str, os.PathLike)):
         return os.fspath(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -72,14 +79,46 @@ def describe(obj: Any) -> str:
 
 
 def load_image(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return ``obj`` as a C-contiguous ``HxWx3`` RGB ``uint8`` array (see module docstring):
-    :func:`load_pixels` quantised to 8 bits."""
+    """Load any supported image input as 8-bit sRGB pixels.
+
+    The pixels of `load_pixels`, quantised to 8 bits (16-bit values by ``round(v / 257)``).
+    The accepted inputs and conversions are listed in the module description above.
+
+    Args:
+        obj: A path or encoded bytes, a PIL image, a numpy array, a torch tensor or a DLPack array.
+        max_pixels: Largest accepted ``width * height``, checked before decoding.
+
+    Returns:
+        A C-contiguous ``HxWx3`` RGB ``uint8`` array (a C-contiguous RGB ``uint8`` input is
+            returned as is, not copied).
+
+    Raises:
+        InputError: The input is missing, not an image, truncated, too large, of zero size,
+            non-finite, out of range, or of an unsupported type, dtype or shape; the message
+            starts with the input's name.
+        BackendUnavailable: The input's format needs an extra that is not installed (``heif``,
+            ``raw``).
+    """
     return quantize8(load_pixels(obj, max_pixels=max_pixels))
 
 
 def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return ``obj`` as C-contiguous ``HxWx3`` sRGB pixels: ``uint16`` where the input has more
-    than 8 bits per channel, else ``uint8``. The preprocessing of every backend starts here."""
+    """Load any supported image input as sRGB pixels at its own precision.
+
+    The preprocessing of every backend starts here.
+
+    Args:
+        obj: A path or encoded bytes, a PIL image, a numpy array, a torch tensor or a DLPack array.
+        max_pixels: Largest accepted ``width * height``, checked before decoding.
+
+    Returns:
+        A C-contiguous ``HxWx3`` array, ``uint16`` where the input has more than 8 bits per
+            channel (16-bit arrays, PNG and TIFF, 10/12-bit HEIF, RAW), else ``uint8``.
+
+    Raises:
+        InputError: The input is unusable (see `load_image`).
+        BackendUnavailable: The input's format needs an extra that is not installed.
+    """
     name = describe(obj)
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
@@ -101,7 +140,14 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
 
 
 def is_torch_tensor(obj: Any) -> bool:
-    """Whether ``obj`` is a torch tensor (checked by name: torch is never imported here)."""
+    """Tell whether an object is a torch tensor, without importing torch.
+
+    Args:
+        obj: Any object.
+
+    Returns:
+        True for a torch tensor (recognised by its type's module).
+    """
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
 
@@ -134,7 +180,17 @@ def _dlpack_to_numpy(obj: Any, name: str) -> np.ndarray:
 
 
 def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
-    """Refuse a zero-size image or one above ``max_pixels``, naming ``name``."""
+    """Refuse a zero-size image or one above a pixel limit.
+
+    Args:
+        width: Image width in pixels.
+        height: Image height in pixels.
+        name: Name of the input, for the message.
+        max_pixels: Largest accepted ``width * height``.
+
+    Raises:
+        InputError: The image has zero size or more than ``max_pixels`` pixels.
+    """
     if width <= 0 or height <= 0:
         raise InputError(f"{name}: image has zero size ({width}x{height})")
     if width * height > max_pixels:
@@ -145,7 +201,16 @@ def check_size(width: int, height: int, name: str, max_pixels: int) -> None:
 
 
 def check_unit_range(lo: float, hi: float, name: str) -> None:
-    """Refuse float pixels outside ``[0, 1]`` (``lo``/``hi``: their extremes), naming ``name``."""
+    """Refuse float pixels outside ``[0, 1]``.
+
+    Args:
+        lo: The smallest pixel value.
+        hi: The largest pixel value.
+        name: Name of the input, for the message.
+
+    Raises:
+        InputError: ``lo < 0`` or ``hi > 1``.
+    """
     if lo < 0.0 or hi > 1.0:
         raise InputError(
             f"{name}: float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "

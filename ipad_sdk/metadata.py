@@ -1,8 +1,8 @@
 """The one model-metadata schema, shared by the bundle, the ONNX file and the engine sidecar.
 
-A :class:`ModelConfig` is everything a runtime needs besides the weights: the backbone and its
+A `ModelConfig` is everything a runtime needs besides the weights: the backbone and its
 open_clip config, the input size and normalisation, the class names, the adapter/feature layout
-and the decision thresholds. It is stored as one JSON string under the key :data:`CONFIG_KEY`
+and the decision thresholds. It is stored as one JSON string under the key `CONFIG_KEY`
 (safetensors ``__metadata__`` in a bundle; ``metadata_props`` in ONNX; the engine sidecar).
 
 This module imports neither torch nor safetensors, so ``ipad info`` and every backend can read a
@@ -63,9 +63,22 @@ MAX_WIDTH = 65536
 
 
 def parse_json(text: str | bytes, source: str, what: str, invalid: str | None = None) -> Any:
-    """``text`` (the ``what`` of ``source``) parsed as JSON of at most :data:`MAX_JSON_DEPTH`
-    levels; anything else is a :class:`ModelError` naming ``source`` and ``what`` (``invalid``:
-    its message when the text is not JSON)."""
+    """Parse model metadata as JSON of bounded nesting.
+
+    Args:
+        text: The JSON text.
+        source: The file it comes from, for the message.
+        what: What the text is (e.g. ``"model config"``), for the message.
+        invalid: The message when the text is not JSON (default: says so, with the parser's
+            reason).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        ModelError: The text is not JSON or nests deeper than ``MAX_JSON_DEPTH`` levels; the
+            message names ``source`` and ``what``.
+    """
     too_deep = ModelError(f"{source}: {what} is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(text)
@@ -105,7 +118,7 @@ def _is_object(value: Any) -> bool:
 
 
 #: The JSON type of every config field: a check and what it expects (ranges and consistency
-#: between fields are checked by :meth:`ModelConfig.validate`).
+#: between fields are checked by `ModelConfig.validate`).
 _FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "backbone": (_is_text(MAX_NAME_CHARS), f"a string of at most {MAX_NAME_CHARS} characters"),
     "clip_config": (_is_object, "an object"),
@@ -136,7 +149,16 @@ def _short(value: Any) -> str:
 
 
 def default_feature_layers(depth: int, count: int = 4) -> tuple[int, ...]:
-    """``count`` evenly spaced 1-based block numbers ending at the last (6/12/18/24 for 24)."""
+    """Choose evenly spaced blocks to take patch features from.
+
+    Args:
+        depth: Number of transformer blocks.
+        count: Number of blocks to choose.
+
+    Returns:
+        ``count`` 1-based block numbers ending at the last (6/12/18/24 for depth 24), or every
+            block when there are fewer than ``count``.
+    """
     if depth < count:
         return tuple(range(1, depth + 1))
     return tuple(depth * k // count for k in range(1, count + 1))
@@ -144,14 +166,30 @@ def default_feature_layers(depth: int, count: int = 4) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Inference configuration of an IPAD-CLIP model (see the module docstring).
+    """Inference configuration of an IPAD-CLIP model (see the module description).
 
-    ``clip_config`` is the open_clip model config (``embed_dim``, ``vision_cfg``, ``quick_gelu``)
-    with ``vision_cfg.image_size`` equal to ``image_size``, so a bundle rebuilds its backbone
-    without the open_clip model registry. ``feature_layers`` are 1-based block numbers; adapters
-    sit after blocks ``1..n_adapt``. Probabilities are ``softmax(cos(feature, anchor) / tau)``.
-    ``image_threshold`` applies to ``artifact_score = 1 - P(clean)``; ``pixel_threshold`` to the
-    per-pixel artifact probability.
+    Build one with `from_dict` or `from_json` (which validate it); it is immutable.
+
+    Attributes:
+        backbone: The open_clip backbone name (e.g. ``ViT-L-14``).
+        clip_config: The open_clip model config (``embed_dim``, ``vision_cfg``, ``quick_gelu``)
+            with ``vision_cfg.image_size`` equal to ``image_size``, so a bundle rebuilds its
+            backbone without the open_clip model registry.
+        image_size: Side of the square network input, in pixels.
+        feature_layers: 1-based numbers of the blocks whose patch tokens are used.
+        n_adapt: Adapters sit after blocks ``1..n_adapt``.
+        beta: Adapter residual weight.
+        tau: Temperature: probabilities are ``softmax(cos(feature, anchor) / tau)``.
+        adapter_act: Adapter activation: ``gelu``, ``relu`` or ``quick_gelu``.
+        classes: Class names, the clean class first.
+        mean: Per-channel normalisation mean, in [0, 1] units.
+        std: Per-channel normalisation standard deviation, in [0, 1] units.
+        image_threshold: Default threshold on ``artifact_score = 1 - P(clean)``.
+        pixel_threshold: Default threshold on the per-pixel artifact probability.
+        trained: Whether the weights were trained (an untrained model makes a runtime warn).
+        description: Free text.
+        extra: Further JSON values (training provenance and the like).
+        format_version: Version of this schema.
     """
 
     backbone: str
@@ -175,35 +213,53 @@ class ModelConfig:
     # -- derived -------------------------------------------------------------------------------
     @property
     def vision_cfg(self) -> dict[str, Any]:
+        """The open_clip vision tower config."""
         return self.clip_config["vision_cfg"]
 
     @property
     def patch_size(self) -> int:
+        """Patch side, in pixels."""
         return int(self.vision_cfg["patch_size"])
 
     @property
     def depth(self) -> int:
+        """Number of transformer blocks."""
         return int(self.vision_cfg["layers"])
 
     @property
     def width(self) -> int:
+        """Token width of the vision tower."""
         return int(self.vision_cfg["width"])
 
     @property
     def embed_dim(self) -> int:
+        """Dimension of CLIP's joint embedding space."""
         return int(self.clip_config["embed_dim"])
 
     @property
     def grid_size(self) -> int:
+        """Patches per side of the input."""
         return self.image_size // self.patch_size
 
     @property
     def num_classes(self) -> int:
+        """Number of classes, the clean class included."""
         return len(self.classes)
 
     # -- validation and (de)serialisation --------------------------------------------------------
     def validate(self, source: str = "model config") -> ModelConfig:
-        """Raise :class:`ModelError` naming ``source`` if any field is inconsistent."""
+        """Check every field's range and their consistency.
+
+        Args:
+            source: The file the config comes from, for the message.
+
+        Returns:
+            The config itself.
+
+        Raises:
+            ModelError: A field is out of range or inconsistent with another, or the format
+                version is newer than this SDK's; the message names ``source``.
+        """
 
         def fail(msg: str) -> None:
             raise ModelError(f"{source}: invalid model config: {msg}")
@@ -260,13 +316,36 @@ class ModelConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """Convert the config to plain values.
+
+        Returns:
+            Every field, JSON-ready (tuples become lists when serialised).
+        """
         return asdict(self)
 
     def to_json(self) -> str:
+        """Serialise the config.
+
+        Returns:
+            The JSON string stored in model files (keys sorted).
+        """
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model config") -> ModelConfig:
+        """Build a config from parsed JSON, checking every field's type and range.
+
+        Args:
+            data: The config as a JSON object.
+            source: The file it comes from, for the message.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ModelError: ``data`` is not an object, has unknown keys, misses a required one, or a
+                value has the wrong type or range; the message names ``source`` and the field.
+        """
         if not isinstance(data, dict):
             raise ModelError(f"{source}: model config is not a JSON object")
         known = {f.name for f in fields(cls)}
@@ -293,6 +372,18 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model config") -> ModelConfig:
+        """Build a config from its JSON string (see `from_dict`).
+
+        Args:
+            text: The JSON string, at most ``MAX_METADATA_BYTES`` characters.
+            source: The file it comes from, for the message.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ModelError: The text is not a string, too long, not JSON, or not a valid config.
+        """
         if not isinstance(text, str) or len(text) > MAX_METADATA_BYTES:
             raise ModelError(
                 f"{source}: {CONFIG_KEY} must be a JSON string of at most {MAX_METADATA_BYTES} "
@@ -301,22 +392,52 @@ class ModelConfig:
         return cls.from_dict(parse_json(text, source, "model config"), source)
 
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` applied and validated."""
+        """Copy the config with some fields changed.
+
+        Args:
+            **changes: New values of fields, by name.
+
+        Returns:
+            The validated copy.
+
+        Raises:
+            ModelError: The changed config is invalid.
+        """
         data = self.to_dict()
         data.update(changes)
         return ModelConfig.from_dict(data)
 
 
 def bundle_metadata(config: ModelConfig) -> dict[str, str]:
-    """The safetensors ``__metadata__`` of a bundle holding ``config``."""
+    """Build the safetensors ``__metadata__`` of a bundle.
+
+    Args:
+        config: The bundle's config.
+
+    Returns:
+        ``format`` and ``ipad_config`` entries.
+    """
     return {FORMAT_KEY: FORMAT_NAME, CONFIG_KEY: config.to_json()}
 
 
 def onnx_metadata(
     config: ModelConfig, precision: str, input_format: str, source_sha256: str
 ) -> dict[str, str]:
-    """The ``metadata_props`` of an exported ONNX file: the bundle's keys plus the export's
-    precision, input format, format version and the SHA-256 of the source bundle."""
+    """Build the ``metadata_props`` of an exported ONNX file.
+
+    Args:
+        config: The model's config.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        input_format: ``float`` or ``uint8``.
+        source_sha256: SHA-256 of the source bundle.
+
+    Returns:
+        The bundle's keys plus the export's precision, input format, format version and the
+            source's SHA-256, with format ``ipad-onnx``.
+
+    Raises:
+        ValueError: An unknown precision or input format.
+    """
     meta = exported_metadata_fields(precision, input_format)
     return (
         bundle_metadata(config)
@@ -326,7 +447,18 @@ def onnx_metadata(
 
 
 def exported_metadata_fields(precision: str, input_format: str) -> dict[str, str]:
-    """Validated ``precision``/``input_format``/``format_version`` entries of an exported file."""
+    """Build the entries every exported file (ONNX, engine) adds beside the config.
+
+    Args:
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        input_format: ``float`` or ``uint8``.
+
+    Returns:
+        ``precision``, ``input_format`` and ``format_version``, as strings.
+
+    Raises:
+        ValueError: An unknown precision or input format.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if input_format not in INPUT_FORMATS:
@@ -338,8 +470,20 @@ def exported_metadata_fields(precision: str, input_format: str) -> dict[str, str
 def read_exported_metadata(
     meta: dict[str, str], source: str, format_name: str
 ) -> tuple[ModelConfig, dict[str, str]]:
-    """Check the metadata of an exported file (``format_name``) and return its config and the
-    metadata dict; a foreign or newer file gives a :class:`ModelError` naming ``source``."""
+    """Check the metadata of an exported file.
+
+    Args:
+        meta: The file's metadata entries.
+        source: The file, for the message.
+        format_name: The expected format (``ipad-onnx`` or ``ipad-engine``).
+
+    Returns:
+        The validated config and the metadata entries.
+
+    Raises:
+        ModelError: A foreign file, a newer format, or an invalid entry; the message names
+            ``source``.
+    """
     if meta.get(FORMAT_KEY) != format_name or CONFIG_KEY not in meta:
         raise ModelError(
             f"{source}: not an ipad-sdk {format_name} file (metadata '{FORMAT_KEY}' is "
@@ -360,16 +504,32 @@ def read_exported_metadata(
 
 
 def engine_sidecar_path(plan: str | os.PathLike[str]) -> str:
-    """Where the metadata of the engine ``plan`` lives (``<plan>.json``)."""
+    """Locate an engine's metadata sidecar.
+
+    Args:
+        plan: Path of the TensorRT plan.
+
+    Returns:
+        ``<plan>.json``.
+    """
     return os.fspath(plan) + ENGINE_SIDECAR_SUFFIX
 
 
 def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dict[str, Any]]:
-    """Read and check an engine's sidecar: the ONNX file's keys (format ``ipad-engine``) plus a
-    ``tensorrt`` object (flavour, version, target SM, profile, I/O, plan size and SHA-256).
+    """Read and check an engine's sidecar against its plan.
 
-    A missing plan or sidecar, a foreign sidecar, or a plan whose size or hash differs from the
-    sidecar's (truncated, corrupt, or rebuilt without its sidecar) is a :class:`ModelError`.
+    The sidecar holds the ONNX file's keys (format ``ipad-engine``) plus a ``tensorrt`` object
+    (flavour, version, target SM, profile, I/O, plan size and SHA-256).
+
+    Args:
+        plan: Path of the TensorRT plan.
+
+    Returns:
+        The validated config and the sidecar's entries.
+
+    Raises:
+        ModelError: A missing plan or sidecar, a foreign sidecar, or a plan whose size or hash
+            differs from the sidecar's (truncated, corrupt, or rebuilt without its sidecar).
     """
     name, sidecar = os.fspath(plan), engine_sidecar_path(plan)
     check_regular_file(name, "engine file")
@@ -419,6 +579,15 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Hand-written on purpose: the format is a documented 8-byte length plus JSON, and reading it here
     keeps ``ipad info`` and config checks free of the torch/safetensors dependencies.
+
+    Args:
+        path: Path of the ``.safetensors`` file.
+
+    Returns:
+        The header as a JSON object (tensor entries and ``__metadata__``).
+
+    Raises:
+        ModelError: The file is missing, unreadable, too short, or has no valid header.
     """
     name = os.fspath(path)
     check_regular_file(name)
@@ -445,7 +614,17 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_bundle_config(path: str | os.PathLike[str]) -> ModelConfig:
-    """Read and validate the :class:`ModelConfig` stored in a bundle's header."""
+    """Read and validate the config stored in a bundle's header.
+
+    Args:
+        path: Path of the bundle (``.safetensors``).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ModelError: Not a bundle (foreign file, no config) or an invalid config.
+    """
     name = os.fspath(path)
     meta = read_safetensors_header(name).get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
@@ -465,9 +644,18 @@ def read_bundle_config(path: str | os.PathLike[str]) -> ModelConfig:
 
 
 def write_bundle_config(path: str | os.PathLike[str], config: ModelConfig) -> None:
-    """Replace the config in a bundle's safetensors header, atomically; the tensor bytes are
-    copied unchanged. The header is padded with spaces to a multiple of 8 bytes, as safetensors
-    writes it (hand-written for the reason :func:`read_safetensors_header` is)."""
+    """Replace the config in a bundle's safetensors header, atomically.
+
+    The tensor bytes are copied unchanged. The header is padded with spaces to a multiple of 8
+    bytes, as safetensors writes it (hand-written for the reason `read_safetensors_header` is).
+
+    Args:
+        path: Path of the bundle.
+        config: The new config.
+
+    Raises:
+        ModelError: The file is not a valid bundle.
+    """
     import shutil
 
     from .fileio import atomic_write
@@ -490,8 +678,17 @@ def write_bundle_config(path: str | os.PathLike[str], config: ModelConfig) -> No
 
 
 def write_engine_config(plan: str | os.PathLike[str], config: ModelConfig) -> None:
-    """Replace the config in an engine's sidecar, atomically; the plan is not touched (its size
-    and SHA-256 in the sidecar still hold)."""
+    """Replace the config in an engine's sidecar, atomically.
+
+    The plan is not touched (its size and SHA-256 in the sidecar still hold).
+
+    Args:
+        plan: Path of the TensorRT plan.
+        config: The new config.
+
+    Raises:
+        ModelError: The plan or its sidecar is missing or invalid.
+    """
     from .fileio import atomic_write_bytes
 
     _, meta = read_engine_metadata(plan)
@@ -501,8 +698,18 @@ def write_engine_config(plan: str | os.PathLike[str], config: ModelConfig) -> No
 
 
 def write_onnx_config(path: str | os.PathLike[str], config: ModelConfig) -> None:
-    """Replace the config in an ONNX file's ``metadata_props``, atomically (needs ``onnx``;
-    external weight files are referenced as before, not rewritten)."""
+    """Replace the config in an ONNX file's ``metadata_props``, atomically.
+
+    External weight files are referenced as before, not rewritten.
+
+    Args:
+        path: Path of the ``.onnx`` file.
+        config: The new config.
+
+    Raises:
+        BackendUnavailable: The ``onnx`` package is not installed.
+        ModelError: The file is not a valid ipad ONNX export.
+    """
     from .errors import BackendUnavailable
     from .fileio import atomic_write
 

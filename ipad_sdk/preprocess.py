@@ -22,8 +22,15 @@ _BICUBIC = Image.Resampling.BICUBIC
 
 
 def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an ``HxWx3`` uint8 or uint16 image to ``size`` ``(height, width)`` (bicubic,
-    antialiased), keeping its dtype."""
+    """Resize an image with Pillow's antialiased bicubic filter, keeping its dtype.
+
+    Args:
+        rgb: ``HxWx3`` uint8 or uint16 pixels (uint16 is resized in float, per channel).
+        size: ``(height, width)`` to resize to.
+
+    Returns:
+        The resized pixels, of the input's dtype (the input itself when it has that size).
+    """
     if rgb.shape[:2] == tuple(size):
         return rgb
     height, width = size
@@ -42,13 +49,29 @@ def _resize16(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize an ``HxWx3`` image to ``size x size`` (bicubic, antialiased) and quantise it to
-    uint8 (:func:`~ipad_sdk.colour.quantize8`)."""
+    """Resize an image to a square network input and quantise it to 8 bits.
+
+    Args:
+        rgb: ``HxWx3`` uint8 or uint16 pixels.
+        size: The side of the square, in pixels.
+
+    Returns:
+        ``size x size x 3`` uint8 (16-bit values by ``round(v / 257)``, after the resize).
+    """
     return quantize8(resize_to(rgb, (size, size)))
 
 
 def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """``HxWx3`` uint8 -> ``3xHxW`` float32 ``(x / 255 - mean) / std``."""
+    """Normalise 8-bit pixels per channel, channels first.
+
+    Args:
+        rgb: ``HxWx3`` uint8 pixels.
+        mean: Per-channel mean, in [0, 1] units.
+        std: Per-channel standard deviation, in [0, 1] units.
+
+    Returns:
+        ``3xHxW`` float32 ``(x / 255 - mean) / std``.
+    """
     scale = np.asarray(std, np.float32) * 255.0
     offset = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
     chw = rgb.astype(np.float32).transpose(2, 0, 1)
@@ -56,15 +79,35 @@ def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> n
 
 
 def preprocess(rgb: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """One image -> ``3 x S x S`` float32 network input for ``config``."""
+    """Prepare one image as a model's network input.
+
+    Args:
+        rgb: ``HxWx3`` uint8 or uint16 pixels (from `load_pixels`).
+        config: The model's configuration (input size ``S``, mean, std).
+
+    Returns:
+        ``3 x S x S`` float32.
+    """
     return normalize(resize_rgb(rgb, config.image_size), config.mean, config.std)
 
 
 def preprocess_batch(
     images: Sequence[np.ndarray], config: ModelConfig, input_format: str = "float"
 ) -> np.ndarray:
-    """Images -> ``B x 3 x S x S`` batch for ``config``: normalised float32 (``"float"``) or the
-    resized uint8 pixels (``"uint8"``, for graphs that normalise themselves)."""
+    """Prepare a batch of images as a model's network input.
+
+    Args:
+        images: ``HxWx3`` uint8 or uint16 pixels, one array per image (sizes may differ).
+        config: The model's configuration (input size ``S``, mean, std).
+        input_format: ``"float"`` for normalised float32, or ``"uint8"`` for the resized uint8
+            pixels (graphs that normalise themselves).
+
+    Returns:
+        ``B x 3 x S x S``, float32 or uint8.
+
+    Raises:
+        ValueError: ``input_format`` is neither ``"float"`` nor ``"uint8"``.
+    """
     if input_format == "uint8":
         size = config.image_size
         return np.stack([resize_rgb(rgb, size).transpose(2, 0, 1) for rgb in images])

@@ -18,9 +18,13 @@ from .errors import BackendUnavailable
 class Region:
     """One connected region of the mask (8-connected) whose pixels are most probably ``label``.
 
-    ``bbox`` is ``(left, top, right, bottom)`` in image pixels, right and bottom exclusive (as in
-    Pillow); ``area`` its share of the image's pixels; ``peak`` the highest per-pixel artifact
-    probability inside it."""
+    Attributes:
+        label: The artifact class of the region's pixels.
+        bbox: ``(left, top, right, bottom)`` in image pixels, right and bottom exclusive (as in
+            Pillow).
+        area: The region's share of the image's pixels.
+        peak: The highest per-pixel artifact probability inside the region.
+    """
 
     label: str
     bbox: tuple[int, int, int, int]
@@ -28,6 +32,11 @@ class Region:
     peak: float
 
     def to_dict(self) -> dict[str, Any]:
+        """Summarise the region as JSON-ready values.
+
+        Returns:
+            ``label``, ``bbox`` (a list), ``area`` and ``peak``.
+        """
         return {"label": self.label, "bbox": list(self.bbox), "area": self.area, "peak": self.peak}
 
 
@@ -42,10 +51,21 @@ def _ndimage() -> Any:
 def find_regions(
     mask: np.ndarray, heatmap: np.ndarray, class_map: np.ndarray, classes: Sequence[str]
 ) -> list[Region]:
-    """The regions of ``mask`` (bool ``[H, W]``) per class, largest first within each class.
+    """Find the connected regions of a mask, per artifact class.
 
-    ``class_map`` (``[H, W]`` integers) holds each pixel's most probable artifact class as an index
-    into ``classes``; ``heatmap`` the per-pixel artifact probability."""
+    Args:
+        mask: bool ``[H, W]`` artifact mask.
+        heatmap: float ``[H, W]`` per-pixel artifact probability.
+        class_map: Integer ``[H, W]``: each pixel's most probable artifact class, as an index into
+            ``classes``.
+        classes: The artifact class names.
+
+    Returns:
+        The regions of every class in class order, largest first within each class.
+
+    Raises:
+        BackendUnavailable: scipy is not installed.
+    """
     ndimage = _ndimage()
     structure = np.ones((3, 3), dtype=bool)
     regions: list[Region] = []

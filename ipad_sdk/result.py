@@ -22,14 +22,25 @@ STAGES = ("decode", "preprocess", "inference", "postprocess")
 class Result:
     """Detection result for one image.
 
-    ``scores`` are the image-level class probabilities; ``artifact_score = 1 - scores[clean]``.
-    ``label`` follows ``thresholds`` (:class:`~ipad_sdk.thresholds.Thresholds`: the clean class
-    when ``artifact_score < image_threshold``, otherwise the most probable artifact class, unless
-    class thresholds are set). ``heatmap`` is the per-pixel artifact probability ``1 - P(clean)``
-    at the original image size (computed on first access); ``mask`` is
+    ``label`` follows ``thresholds`` (the clean class when
+    ``artifact_score < image_threshold``, otherwise the most probable artifact class, unless
+    class thresholds are set). `heatmap` is the per-pixel artifact probability
+    ``1 - P(clean)`` at the original image size (computed on first access); `mask` is
     ``heatmap >= pixel_threshold`` for images labelled as an artifact and all False for images
-    labelled clean; ``regions`` its connected parts per class. ``timings`` holds the milliseconds
-    each stage of :data:`STAGES` took for this image (inference: its share of the batch).
+    labelled clean; `regions` its connected parts per class.
+
+    Attributes:
+        label: The decided class name: ``"clean"`` or an artifact class.
+        scores: Image-level probability of every class, in the model's class order.
+        artifact_score: ``1 - scores[clean]``.
+        image_size: ``(height, width)`` of the input image.
+        pixel_probs: ``[K+1, h, w]`` class probabilities at network resolution ``S x S``, or at
+            the working resolution when tiled.
+        thresholds: The operating point that decided ``label`` and the mask.
+        source: Name of the input (a path, or a description of an in-memory input), if known.
+        timings: Milliseconds each stage of ``STAGES`` took for this image (inference: its
+            share of the batch).
+        ok: Always True (a [`Failure`][ipad_sdk.Failure] has ``ok`` False).
     """
 
     label: str
@@ -54,8 +65,19 @@ class Result:
         source: str | None = None,
         thresholds: Thresholds | None = None,
     ) -> Result:
-        """Build a result from one image's outputs ``[K+1]`` and ``[K+1, h, w]``, labelled by
-        ``thresholds`` (default: the model's)."""
+        """Build a result from one image's network outputs.
+
+        Args:
+            class_probs: Image-level class probabilities ``[K+1]``.
+            pixel_probs: Per-pixel class probabilities ``[K+1, h, w]``.
+            config: The model's configuration (class names, default thresholds).
+            image_size: ``(height, width)`` of the input image.
+            source: Name of the input, if known.
+            thresholds: The operating point; default: the model's.
+
+        Returns:
+            The labelled result.
+        """
         thresholds = thresholds if thresholds is not None else Thresholds.resolve(config)
         probs = np.asarray(class_probs, dtype=np.float64)
         scores = {name: float(p) for name, p in zip(config.classes, probs, strict=True)}
@@ -71,18 +93,22 @@ class Result:
 
     @property
     def image_threshold(self) -> float:
+        """Threshold on ``artifact_score`` used for the label."""
         return self.thresholds.image
 
     @property
     def pixel_threshold(self) -> float:
+        """Threshold on the heatmap used for the mask."""
         return self.thresholds.pixel
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """Class names in the model's order, the clean class first."""
         return tuple(self.scores)
 
     @property
     def is_artifact(self) -> bool:
+        """Whether the image is labelled as showing an artifact."""
         return self.label != self.classes[0]
 
     def _to_image_size(self, plane: np.ndarray) -> np.ndarray:
@@ -100,7 +126,17 @@ class Result:
         return self._to_image_size(1.0 - self.pixel_probs[0])
 
     def class_heatmap(self, name: str) -> np.ndarray:
-        """Per-pixel probability of class ``name``, float32 ``[H, W]``."""
+        """Per-pixel probability of one class at the original image size.
+
+        Args:
+            name: A class name of the model (see `classes`).
+
+        Returns:
+            float32 ``[H, W]`` probabilities in [0, 1].
+
+        Raises:
+            KeyError: ``name`` is not a class of the model.
+        """
         if name not in self.scores:
             raise KeyError(f"unknown class {name!r}; classes are {self.classes}")
         return self._to_image_size(self.pixel_probs[self.classes.index(name)])
@@ -114,13 +150,16 @@ class Result:
 
     @property
     def mask_fraction(self) -> float:
-        """Fraction of the image's pixels inside :attr:`mask`."""
+        """Fraction of the image's pixels inside `mask`."""
         return float(self.mask.mean()) if self.mask.size else 0.0
 
     @cached_property
     def regions(self) -> list[Region]:
-        """The connected regions of :attr:`mask` per artifact class (needs scipy): each pixel
-        belongs to its most probable artifact class."""
+        """The connected regions of `mask` per artifact class (needs scipy).
+
+        Each mask pixel belongs to its most probable artifact class; an image labelled clean has
+        none. See [`Region`][ipad_sdk.regions.Region].
+        """
         if not self.is_artifact:
             return []
         height, width = self.image_size
@@ -130,7 +169,13 @@ class Result:
         return find_regions(self.mask, self.heatmap, class_map, self.classes[1:])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no per-pixel arrays)."""
+        """Summarise the result as JSON-ready values.
+
+        Returns:
+            ``source``, ``label``, ``is_artifact``, ``artifact_score``, ``scores``, ``width``,
+                ``height``, ``mask_fraction``, ``regions``, ``thresholds`` and ``timings_ms`` (no
+                per-pixel arrays).
+        """
         return {
             "source": self.source,
             "label": self.label,
@@ -146,10 +191,28 @@ class Result:
         }
 
     def to_json(self) -> str:
+        """Serialise the summary.
+
+        Returns:
+            `to_dict` as one line of JSON.
+        """
         return json.dumps(self.to_dict())
 
     def overlay(self, image: Any, alpha: float = 0.5) -> Image.Image:
-        """``image`` (any input :func:`ipad_sdk.load_image` takes) with the mask drawn on it."""
+        """Draw the mask and its labelled regions on the image.
+
+        Args:
+            image: The image this result is for, as any input
+                [`load_image`][ipad_sdk.io.load_image] takes.
+            alpha: Opacity of the mask tint, 0 to 1.
+
+        Returns:
+            The RGB overlay, at the image's size.
+
+        Raises:
+            ValueError: The image's size is not the result's.
+            InputError: The image cannot be loaded.
+        """
         from .io import load_image
         from .visualize import draw_overlay
 
@@ -164,9 +227,14 @@ class Result:
 
 @dataclass(frozen=True)
 class Failure:
-    """An input that could not be processed (what :meth:`Detector.stream` yields in its place).
+    """An input that could not be processed (what ``Detector.stream`` yields in its place).
 
-    ``error`` is the :class:`~ipad_sdk.errors.InputError` that names the input and the problem.
+    Attributes:
+        source: Name of the input, if known.
+        error: The exception, usually an [`InputError`][ipad_sdk.errors.InputError] that names
+            the input and the problem.
+        ok: Always False (a [`Result`][ipad_sdk.Result] has ``ok`` True): ``if item.ok`` tells
+            the two apart.
     """
 
     source: str | None
@@ -175,5 +243,10 @@ class Failure:
     ok = False  # Result.ok is True: ``if item.ok`` tells the two apart
 
     def to_dict(self) -> dict[str, Any]:
+        """Summarise the failure as JSON-ready values.
+
+        Returns:
+            ``source``, ``error_type`` (the exception's class name) and ``error`` (its message).
+        """
         return {"source": self.source, "error_type": type(self.error).__name__,
                 "error": str(self.error)}  # fmt: skip

@@ -1,5 +1,5 @@
-"""Operating points: choosing thresholds (:func:`threshold_at_fpr`) and applying them
-(:class:`Thresholds`). numpy only.
+"""Operating points: choosing thresholds (`threshold_at_fpr`) and applying them
+(`Thresholds`). numpy only.
 
 A quality gate is judged by its false alarms, so a threshold is chosen on clean data: the score at
 which at most a chosen share of clean images (or pixels) is flagged.
@@ -18,11 +18,24 @@ from .metadata import ModelConfig
 
 
 def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
-    """A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr`` that keeps as many
-    negatives below it as the rate requires and no more, placed at the **midpoint of the gap**
-    between the highest negative that must stay below and the next higher score (or 1.0), never on
-    a score: the same image scored again in another batch or thread count (a few ulp away) stays on
-    its side. When every negative may pass, ``t`` is half the lowest score."""
+    """Choose the threshold that flags at most a given share of negatives.
+
+    The threshold keeps as many negatives below it as the rate requires and no more, placed at the
+    **midpoint of the gap** between the highest negative that must stay below and the next higher
+    score (or 1.0), never on a score: the same image scored again in another batch or thread count
+    (a few ulp away) stays on its side.
+
+    Args:
+        negatives: Scores of clean images (or pixels), any shape.
+        fpr: The largest share of negatives allowed at or above the threshold, in [0, 1].
+
+    Returns:
+        A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr``; when every negative may
+            pass, half the lowest score.
+
+    Raises:
+        ValueError: ``fpr`` is outside [0, 1] or there are no negatives.
+    """
     if not 0.0 <= fpr <= 1.0:
         raise ValueError(f"fpr must be in [0, 1], got {fpr}")
     values = np.sort(np.asarray(negatives, dtype=np.float64).ravel())
@@ -49,12 +62,15 @@ def _check_unit(value: Any, name: str) -> float:
 class Thresholds:
     """The decision thresholds of a run.
 
-    ``image`` applies to ``artifact_score = 1 - P(clean)``, ``pixel`` to the per-pixel artifact
-    probability (the mask), ``classes`` maps artifact classes to their own image-level threshold on
-    ``P(class)``. An artifact class is *reported* when its probability reaches its own threshold;
-    a class without one is reported when it is the most probable artifact class and
+    An artifact class is *reported* when its probability reaches its own threshold; a class
+    without one is reported when it is the most probable artifact class and
     ``artifact_score >= image``. The label is the most probable reported class, else clean; without
     class thresholds this is the plain rule on ``image``.
+
+    Attributes:
+        image: Threshold on ``artifact_score = 1 - P(clean)``.
+        pixel: Threshold on the per-pixel artifact probability (the mask).
+        classes: Artifact class name to its own image-level threshold on ``P(class)``.
     """
 
     image: float = 0.5
@@ -69,8 +85,21 @@ class Thresholds:
         pixel: float | None = None,
         classes: Mapping[str, float] | None = None,
     ) -> Thresholds:
-        """The model's thresholds with the given ones in their place, checked against its
-        classes (a :class:`ValueError` names a bad value or an unknown class)."""
+        """Combine a model's thresholds with the ones given in their place.
+
+        Args:
+            config: The model's configuration (its thresholds and class names).
+            image: Replaces the model's image threshold.
+            pixel: Replaces the model's pixel threshold.
+            classes: Per-class thresholds, keyed by artifact class name.
+
+        Returns:
+            The checked thresholds.
+
+        Raises:
+            ValueError: A value is not a number in [0, 1], or a class is not an artifact class of
+                the model.
+        """
         artifacts = config.classes[1:]
         own = dict(classes or {})
         unknown = sorted(set(own) - set(artifacts))
@@ -88,7 +117,15 @@ class Thresholds:
         )
 
     def label(self, probs: np.ndarray, classes: Sequence[str]) -> str:
-        """The label of one image's class probabilities ``probs`` (``classes[0]`` is clean)."""
+        """Label one image by its class probabilities.
+
+        Args:
+            probs: Class probabilities ``[K+1]``.
+            classes: The class names, ``classes[0]`` the clean class.
+
+        Returns:
+            The clean class name or the reported artifact class.
+        """
         artifact = probs[1:]
         top = int(np.argmax(artifact))
         reported = [
@@ -102,6 +139,11 @@ class Thresholds:
         return classes[1 + max(reported, key=lambda k: artifact[k])]
 
     def to_dict(self) -> dict[str, Any]:
+        """Summarise the thresholds as JSON-ready values.
+
+        Returns:
+            ``image``, ``pixel`` and ``classes``.
+        """
         return {"image": self.image, "pixel": self.pixel, "classes": dict(self.classes)}
 
 

@@ -4,7 +4,7 @@ Every ``stride``-th frame (in presentation order, from frame 0) becomes a named 
 is ``<video>#frame=<index>``, unique per frame and used as the output key of masks and overlays,
 and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (seconds, the frame's
 ``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
-:class:`~ipad_sdk.errors.InputError`; truncation is seen where the container declares a frame
+`InputError`; truncation is seen where the container declares a frame
 count. The decode is bounded: at most one packet per byte of the file is demuxed.
 """
 
@@ -26,7 +26,14 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm"})
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One sampled frame: ``index`` in presentation order, ``timestamp`` in seconds, RGB pixels."""
+    """One sampled frame of a video.
+
+    Attributes:
+        video: Path of the video.
+        index: The frame's index in presentation order, from 0.
+        timestamp: The frame's time in seconds (``pts * time_base``).
+        pixels: The frame as ``HxWx3`` RGB pixels.
+    """
 
     video: str
     index: int
@@ -35,22 +42,53 @@ class VideoFrame:
 
     @property
     def source(self) -> str:
+        """The frame's name, ``<video>#frame=<index>`` (see `frame_source`)."""
         return frame_source(self.video, self.index)
 
 
 def frame_source(video: str, index: int) -> str:
-    """The name of frame ``index`` of ``video``: ``clip.mp4#frame=12``."""
+    """Name one frame of a video.
+
+    Args:
+        video: Path of the video.
+        index: The frame's index in presentation order.
+
+    Returns:
+        The name, e.g. ``clip.mp4#frame=12``, unique per frame, the output key of its records,
+            masks and overlays.
+    """
     return f"{video}#frame={index}"
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` names a video, by its suffix."""
+    """Tell a video from an image by its suffix.
+
+    Args:
+        path: A file path.
+
+    Returns:
+        True for ``.mp4``, ``.mov``, ``.mkv``, ``.avi`` and ``.webm`` (any case).
+    """
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> Iterator[VideoFrame]:
-    """The frames ``0, stride, 2*stride, ...`` of the video at ``path`` (see the module
-    docstring); an undecodable video raises :class:`InputError` after the frames that decoded."""
+    """Decode every ``stride``-th frame of a video.
+
+    Args:
+        path: Path of the video.
+        stride: Keep frames ``0, stride, 2*stride, ...`` (in presentation order).
+        max_pixels: Largest accepted ``width * height`` of a frame.
+
+    Yields:
+        The sampled frames, in order.
+
+    Raises:
+        ValueError: ``stride`` is below 1.
+        BackendUnavailable: PyAV (extra ``video``) is not installed.
+        InputError: The video cannot be opened, has no video stream, or is corrupt or truncated
+            (raised after the frames that decoded were yielded).
+    """
     if stride < 1:
         raise ValueError(f"frame stride must be >= 1, got {stride}")
     name = os.fspath(path)

@@ -51,9 +51,23 @@ def draw_overlay(
     alpha: float = 0.5,
     regions: Sequence[Region] = (),
 ) -> Image.Image:
-    """Tint the masked pixels in the label's colour (stronger where the heatmap is higher),
-    outline the mask, box each region in its class colour with its class and peak score, and write
-    the label in the top-left corner."""
+    """Draw a result on its image.
+
+    Tints the masked pixels in the label's colour (stronger where the heatmap is higher),
+    outlines the mask, boxes each region in its class colour with its class and peak score, and
+    writes the label in the top-left corner.
+
+    Args:
+        rgb: The image, ``HxWx3`` uint8.
+        heatmap: Per-pixel artifact probability, ``[H, W]`` in [0, 1].
+        mask: bool ``[H, W]`` artifact mask.
+        label: The image's label (picks the colour).
+        alpha: Opacity of the tint, 0 to 1.
+        regions: Regions to box and label.
+
+    Returns:
+        The overlay, an RGB image of the input's size.
+    """
     color = np.asarray(_color(label), dtype=np.float32)
     weight = (alpha * mask * (0.5 + 0.5 * heatmap))[:, :, None]
     out = rgb.astype(np.float32) * (1.0 - weight) + color * weight
@@ -75,15 +89,33 @@ def draw_overlay(
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
-    """``heatmap`` (values in [0, 1]) through :data:`HEATMAP_LUT`: ``HxWx3`` uint8."""
+    """Colour-map a heatmap (inferno: black at 0, yellow at 1).
+
+    Args:
+        heatmap: Values in [0, 1], any 2-D shape ``HxW``.
+
+    Returns:
+        ``HxWx3`` uint8 colours from ``HEATMAP_LUT``.
+    """
     return HEATMAP_LUT[np.clip(np.rint(heatmap * 255), 0, 255).astype(np.uint8)]
 
 
 def heatmap_panel(
     rgb: np.ndarray, heatmap: np.ndarray, mask: np.ndarray, label: str
 ) -> Image.Image:
-    """The photo, its colour-mapped artifact heatmap and its mask (in the label's colour), side by
-    side with a 4-pixel gap."""
+    """Put the photo, its colour-mapped heatmap and its mask side by side (4-pixel gaps).
+
+    The view ``ipad detect --save-heatmaps`` writes.
+
+    Args:
+        rgb: The image, ``HxWx3`` uint8.
+        heatmap: Per-pixel artifact probability, ``[H, W]`` in [0, 1].
+        mask: bool ``[H, W]`` artifact mask, drawn in the label's colour.
+        label: The image's label.
+
+    Returns:
+        An RGB image ``(3 * W + 8) x H``.
+    """
     height, width = mask.shape
     mask_rgb = np.zeros((height, width, 3), dtype=np.uint8)
     mask_rgb[mask] = _color(label)

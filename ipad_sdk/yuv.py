@@ -25,7 +25,23 @@ def yuv_to_rgb(
     buffer: np.ndarray, pixel_format: str, size: tuple[int, int], matrix: str = "bt601",
     yuv_range: str = "limited", name: str = "<yuv frame>",
 ) -> np.ndarray:  # fmt: skip
-    """A YUV ``buffer`` (uint8 numpy, any shape, C order) -> ``HxWx3`` RGB ``uint8``."""
+    """Convert one raw YUV frame to RGB.
+
+    Args:
+        buffer: The frame's bytes as a uint8 numpy array (any shape, C order).
+        pixel_format: ``"nv12"``, ``"i420"`` or ``"yuyv"``.
+        size: ``(width, height)`` of the frame.
+        matrix: ``"bt601"`` or ``"bt709"``.
+        yuv_range: ``"limited"`` or ``"full"``.
+        name: Name of the input, for error messages.
+
+    Returns:
+        ``HxWx3`` RGB uint8.
+
+    Raises:
+        InputError: An unknown format, matrix or range, a buffer that is not uint8 numpy, an odd
+            or zero size where the layout needs an even one, or a buffer of the wrong size.
+    """
     if matrix not in MATRICES:
         raise InputError(f"{name}: matrix must be one of {sorted(MATRICES)}, got {matrix!r}")
     if yuv_range not in RANGES:
@@ -35,7 +51,16 @@ def yuv_to_rgb(
 
 
 def frame_bytes(pixel_format: str, width: int, height: int) -> int:
-    """The buffer size of one ``width x height`` frame in ``pixel_format``."""
+    """Compute the buffer size of one frame.
+
+    Args:
+        pixel_format: ``"nv12"``, ``"i420"`` or ``"yuyv"``.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+
+    Returns:
+        The number of bytes of one ``width x height`` frame.
+    """
     return width * height * 2 if pixel_format == "yuyv" else width * height * 3 // 2
 
 
