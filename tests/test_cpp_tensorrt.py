@@ -32,9 +32,9 @@ def _cuda_include() -> Path:
     pytest.skip("no CUDA 13 runtime headers: pip install -e '.[dev]' (nvidia-cuda-runtime)")
 
 
-def _compile(version: str, source: Path) -> subprocess.CompletedProcess:
+def _compile(version: str, source: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [
-        "c++", *FLAGS,
+        "c++", *FLAGS, *extra,
         "-isystem", str(TENSORRT / version),  # their own deprecation warnings are not ours
         "-isystem", str(_cuda_include()),
         "-I", str(SOURCE / "src"),
@@ -57,6 +57,16 @@ def test_ipad_detect_compiles_against_tensorrt(version):
     result = _compile(version, SOURCE / "tools" / "ipad_detect.cpp")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # not even a note
+
+
+def test_ipad_detect_rtx_branch_compiles():
+    """The TensorRT-for-RTX branch of ipad_detect's version macros (RTX's NvInferVersion.h defines
+    TRT_MAJOR_RTX etc.; its headers are not vendored, the API used is the same)."""
+    rtx = ["-DTRT_MAJOR_RTX=1", "-DTRT_MINOR_RTX=7", "-DTRT_PATCH_RTX=1"]
+    result = _compile("11.1", SOURCE / "tools" / "ipad_detect.cpp", *rtx)
+    assert result.returncode == 0, result.stderr
+    result = _compile("11.1", SOURCE / "tools" / "ipad_detect.cpp", *rtx[:1])
+    assert "TRT_MINOR_RTX" in result.stderr  # the branch was taken: it needs all three
 
 
 # IGpuAllocator::allocate, deprecated since TensorRT 10.0 (superseded by allocateAsync).

@@ -45,6 +45,8 @@ TEST(Json, Strings) {
   EXPECT_EQ(parse(R"("a\"b\\c\/d\b\f\n\r\t")").get<std::string>(), "a\"b\\c/d\b\f\n\r\t");
   EXPECT_EQ(parse(R"("\u00e9\u20AC")").get<std::string>(), "\xC3\xA9\xE2\x82\xAC");  // é €
   EXPECT_EQ(parse(R"("\ud83d\ude00")").get<std::string>(), "\xF0\x9F\x98\x80");      // U+1F600
+  EXPECT_THAT([] { parse(R"("\udc00")"); }, ThrowsError("JSON error"));  // Python accepts it
+  EXPECT_EQ(parse(R"({"a": 1, "a": 2})")["a"], 2);  // a duplicate key: the last, as in Python
 }
 
 TEST(Json, MalformedInputIsAnIpadError) {

@@ -36,20 +36,23 @@
 #include "preprocess.hpp"
 
 // The flavour of TensorRT this program is compiled against, named as the sidecar's
-// tensorrt.flavour names it (export/build_trt.py). TensorRT for RTX's NvInferVersion.h defines
-// TRT_MAJOR_RTX; full TensorRT's defines NV_TENSORRT_MAJOR (10 and 11 are both supported).
+// tensorrt.flavour names it (export/build_trt.py), and the headers' version in the format of
+// getInferLibVersion(), (MAJOR * 100 + MINOR) * 100 + PATCH. TensorRT for RTX's NvInferVersion.h
+// defines TRT_MAJOR_RTX; full TensorRT's defines NV_TENSORRT_MAJOR (10 and 11 are supported).
 #if defined(TRT_MAJOR_RTX)
 #define IPAD_TENSORRT_FLAVOUR "tensorrt-rtx"
+#define IPAD_TENSORRT_HEADERS ((TRT_MAJOR_RTX * 100 + TRT_MINOR_RTX) * 100 + TRT_PATCH_RTX)
 #elif NV_TENSORRT_MAJOR >= 10
 #define IPAD_TENSORRT_FLAVOUR "tensorrt"
+#define IPAD_TENSORRT_HEADERS \
+  ((NV_TENSORRT_MAJOR * 100 + NV_TENSORRT_MINOR) * 100 + NV_TENSORRT_PATCH)
 #else
 #error "ipad_detect needs TensorRT 10 or later (named I/O tensors, enqueueV3, 64-bit Dims)"
 #endif
 
 namespace {
 
-// "MAJOR.MINOR.PATCH" of a TensorRT version number (MAJOR * 100 + MINOR) * 100 + PATCH, the
-// format of NV_TENSORRT_VERSION and getInferLibVersion().
+// "MAJOR.MINOR.PATCH" of a TensorRT version number (MAJOR * 100 + MINOR) * 100 + PATCH.
 std::string version_text(std::int64_t version) {
   return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
          std::to_string(version % 100);
@@ -58,7 +61,7 @@ std::string version_text(std::int64_t version) {
 // The TensorRT library loaded at run time against the headers compiled in.
 std::string library_versions() {
   return "library " + version_text(getInferLibVersion()) + ", headers " +
-         version_text(NV_TENSORRT_VERSION);
+         version_text(IPAD_TENSORRT_HEADERS);
 }
 
 class Logger : public nvinfer1::ILogger {
@@ -268,7 +271,7 @@ int main(int argc, char** argv) {
   if (usage_error || images.empty()) {
     std::cerr << "usage: ipad_detect ENGINE.plan [--masks DIR] IMAGE...\n"
               << "(built against " << IPAD_TENSORRT_FLAVOUR << " headers "
-              << version_text(NV_TENSORRT_VERSION) << ")\n";
+              << version_text(IPAD_TENSORRT_HEADERS) << ")\n";
     return 2;
   }
   try {
