@@ -77,8 +77,9 @@ def _tool(build: Path, *args) -> subprocess.CompletedProcess:
 
 
 def _test_cases() -> set[str]:
-    """Suite.Name of every TEST() in cpp_example/tests (what gtest_discover_tests must find)."""
-    pattern = re.compile(r"^TEST\(\s*(\w+)\s*,\s*(\w+)\s*\)", re.MULTILINE)
+    """Suite.Name of every TEST() and TEST_F() in cpp_example/tests (what gtest_discover_tests
+    must find)."""
+    pattern = re.compile(r"^TEST(?:_F)?\(\s*(\w+)\s*,\s*(\w+)\s*\)", re.MULTILINE)
     cases = [
         ".".join(m.groups())
         for path in sorted((SOURCE / "tests").glob("*.cpp"))
