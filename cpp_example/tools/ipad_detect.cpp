@@ -10,7 +10,7 @@
 // Uses the TensorRT C++ API common to TensorRT 10 and 11 and TensorRT for RTX (named I/O tensors,
 // setInputShape, setTensorAddress, enqueueV3); linked only with -DIPAD_WITH_TENSORRT=ON. CI checks
 // that it compiles warning-free (-Wall -Wextra -Werror) against the TensorRT 10.16 and 11.1
-// headers in third_party/ and the CUDA 13.0 runtime headers (tests/test_cpp_example.py).
+// headers in third_party/ and the CUDA 13.0 runtime headers (tests/test_cpp_tensorrt.py).
 
 #include <NvInfer.h>
 #include <NvInferVersion.h>
