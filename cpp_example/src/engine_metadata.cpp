@@ -5,53 +5,50 @@
 #include <sstream>
 
 #include "error.hpp"
-#include "json.hpp"
+#include "json_fields.hpp"
 #include "sha256.hpp"
 
 namespace ipad {
 namespace {
 
 namespace fs = std::filesystem;
+using json_fields::Json;
+using json_fields::member;
 
-const json::Value& member(const json::Value& object, const std::string& key,
-                          const std::string& in) {
-  const json::Value* v = object.find(key);
-  if (v == nullptr) throw Error(in + " has no '" + key + "'");
-  return *v;
-}
-
-TensorRtInfo parse_tensorrt(const json::Value& trt) {
+TensorRtInfo parse_tensorrt(const Json& trt) {
+  using json_fields::integer;
+  using json_fields::string;
   TensorRtInfo info;
-  info.flavour = member(trt, "flavour", "tensorrt").as_string("tensorrt.flavour");
-  info.version = member(trt, "version", "tensorrt").as_string("tensorrt.version");
-  info.target_sm = member(trt, "target_sm", "tensorrt").as_string("tensorrt.target_sm");
-  const json::Value& profile = member(trt, "profile", "tensorrt");
-  info.profile_min = member(profile, "min", "tensorrt.profile").as_integer("profile.min");
-  info.profile_opt = member(profile, "opt", "tensorrt.profile").as_integer("profile.opt");
-  info.profile_max = member(profile, "max", "tensorrt.profile").as_integer("profile.max");
-  for (const auto& [name, tensor] : member(trt, "io", "tensorrt").as_object("tensorrt.io")) {
+  info.flavour = string(member(trt, "flavour", "tensorrt"), "tensorrt.flavour");
+  info.version = string(member(trt, "version", "tensorrt"), "tensorrt.version");
+  info.target_sm = string(member(trt, "target_sm", "tensorrt"), "tensorrt.target_sm");
+  const Json& profile = member(trt, "profile", "tensorrt");
+  info.profile_min = integer(member(profile, "min", "tensorrt.profile"), "profile.min");
+  info.profile_opt = integer(member(profile, "opt", "tensorrt.profile"), "profile.opt");
+  info.profile_max = integer(member(profile, "max", "tensorrt.profile"), "profile.max");
+  const Json& io = json_fields::object(member(trt, "io", "tensorrt"), "tensorrt.io");
+  for (const auto& [name, tensor] : io.items()) {
     const std::string where = "tensorrt.io." + name;
     TensorInfo t;
-    t.mode = member(tensor, "mode", where).as_string(where + ".mode");
-    t.dtype = member(tensor, "dtype", where).as_string(where + ".dtype");
-    for (const json::Value& d : member(tensor, "shape", where).as_array(where + ".shape")) {
-      t.shape.push_back(d.as_integer(where + ".shape"));
+    t.mode = string(member(tensor, "mode", where), where + ".mode");
+    t.dtype = string(member(tensor, "dtype", where), where + ".dtype");
+    for (const Json& d : json_fields::array(member(tensor, "shape", where), where + ".shape")) {
+      t.shape.push_back(integer(d, where + ".shape"));
     }
     info.io.emplace(name, std::move(t));
   }
-  info.plan_bytes = member(trt, "plan_bytes", "tensorrt").as_integer("tensorrt.plan_bytes");
-  info.plan_sha256 = member(trt, "plan_sha256", "tensorrt").as_string("tensorrt.plan_sha256");
+  info.plan_bytes = integer(member(trt, "plan_bytes", "tensorrt"), "tensorrt.plan_bytes");
+  info.plan_sha256 = string(member(trt, "plan_sha256", "tensorrt"), "tensorrt.plan_sha256");
   return info;
 }
 
 // The sidecar's string-valued keys, checked like read_exported_metadata(..., "ipad-engine").
-void parse_exported_fields(const json::Value& root, const std::string& sidecar,
-                           EngineMetadata& meta) {
+void parse_exported_fields(const Json& root, const std::string& sidecar, EngineMetadata& meta) {
   auto text = [&](const char* key) -> std::string {
-    const json::Value* v = root.find(key);
-    return v != nullptr && v->is_string() ? v->as_string(key) : std::string();
+    const Json* v = json_fields::find(root, key, sidecar);
+    return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
   };
-  const json::Value* config = root.find("ipad_config");
+  const Json* config = json_fields::find(root, "ipad_config", sidecar);
   if (text("format") != "ipad-engine" || config == nullptr || !config->is_string()) {
     throw Error(sidecar + ": not an ipad-sdk ipad-engine file (metadata 'format' is '" +
                 text("format") + "'); export one with export/export_onnx.py");
@@ -73,7 +70,7 @@ void parse_exported_fields(const json::Value& root, const std::string& sidecar,
                 meta.input_format + "')");
   }
   meta.source_sha256 = text("source_sha256");
-  meta.config = parse_model_config(config->as_string("ipad_config"), sidecar);
+  meta.config = parse_model_config(config->get<std::string>(), sidecar);
 }
 
 }  // namespace
@@ -92,13 +89,13 @@ EngineMetadata read_engine_metadata(const std::string& plan) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  json::Value root;
+  Json root;
   try {
-    root = json::parse(text.str());
+    root = json_fields::parse(text.str());
   } catch (const Error& e) {
     throw Error(sidecar + ": unreadable engine metadata: " + e.what());
   }
-  const json::Value* trt = root.is_object() ? root.find("tensorrt") : nullptr;
+  const Json* trt = root.is_object() ? json_fields::find(root, "tensorrt", sidecar) : nullptr;
   if (trt == nullptr || !trt->is_object()) {
     throw Error(sidecar + ": not an ipad-sdk engine sidecar (no 'tensorrt' object)");
   }

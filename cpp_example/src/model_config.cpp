@@ -3,15 +3,18 @@
 #include <set>
 
 #include "error.hpp"
-#include "json.hpp"
+#include "json_fields.hpp"
 
 namespace ipad {
 namespace {
 
-std::array<double, 3> three_numbers(const json::Value& v, const char* name) {
-  const json::Array& items = v.as_array(name);
+using json_fields::Json;
+
+std::array<double, 3> three_numbers(const Json& v, const char* name) {
+  using json_fields::number;
+  const Json& items = json_fields::array(v, name);
   if (items.size() != 3) throw Error(std::string(name) + " needs 3 values");
-  return {items[0].as_number(name), items[1].as_number(name), items[2].as_number(name)};
+  return {number(items[0], name), number(items[1], name), number(items[2], name)};
 }
 
 }  // namespace
@@ -19,29 +22,32 @@ std::array<double, 3> three_numbers(const json::Value& v, const char* name) {
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
   const std::string prefix = source + ": invalid model config: ";
   try {
-    const json::Value root = json::parse(json_text);
-    root.as_object("model config");
+    const Json root = json_fields::parse(json_text);
+    auto find = [&root](const char* key) { return json_fields::find(root, key, "model config"); };
     ModelConfig config;
-    const json::Value* size = root.find("image_size");
+    const Json* size = find("image_size");
     if (size == nullptr) throw Error("'image_size' is missing");
-    config.image_size = static_cast<int>(size->as_integer("image_size"));
-    if (config.image_size <= 0) throw Error("image_size must be positive");
-    if (const json::Value* v = root.find("format_version")) {
-      config.format_version = static_cast<int>(v->as_integer("format_version"));
-      if (config.format_version > 1) {
-        throw Error("format version " + std::to_string(config.format_version) +
+    const std::int64_t image_size = json_fields::integer(*size, "image_size");
+    if (image_size <= 0) throw Error("image_size must be positive");
+    if (image_size > 8192) throw Error("image_size must be <= 8192 (the SDK's MAX_IMAGE_SIZE)");
+    config.image_size = static_cast<int>(image_size);
+    if (const Json* v = find("format_version")) {
+      const std::int64_t version = json_fields::integer(*v, "format_version");
+      if (version > 1) {
+        throw Error("format version " + std::to_string(version) +
                     " is newer than this program supports (1)");
       }
+      config.format_version = static_cast<int>(version);
     }
-    if (const json::Value* v = root.find("mean")) config.mean = three_numbers(*v, "mean");
-    if (const json::Value* v = root.find("std")) config.std = three_numbers(*v, "std");
+    if (const Json* v = find("mean")) config.mean = three_numbers(*v, "mean");
+    if (const Json* v = find("std")) config.std = three_numbers(*v, "std");
     for (double s : config.std) {
       if (!(s > 0)) throw Error("std values must be > 0");
     }
-    if (const json::Value* v = root.find("classes")) {
+    if (const Json* v = find("classes")) {
       config.classes.clear();
-      for (const json::Value& name : v->as_array("classes")) {
-        config.classes.push_back(name.as_string("a class name"));
+      for (const Json& name : json_fields::array(*v, "classes")) {
+        config.classes.push_back(json_fields::string(name, "a class name"));
       }
     }
     const std::set<std::string> distinct(config.classes.begin(), config.classes.end());
@@ -50,7 +56,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     }
     for (auto [key, field] : {std::pair{"image_threshold", &config.image_threshold},
                               std::pair{"pixel_threshold", &config.pixel_threshold}}) {
-      if (const json::Value* v = root.find(key)) *field = v->as_number(key);
+      if (const Json* v = find(key)) *field = json_fields::number(*v, key);
       if (!(*field >= 0.0 && *field <= 1.0)) throw Error(std::string(key) + " must be in [0, 1]");
     }
     return config;

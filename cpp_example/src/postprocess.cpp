@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "json.hpp"
+#include "json_fields.hpp"
 #include "pillow_resample.hpp"
 
 namespace ipad {
@@ -49,24 +49,20 @@ Detection detection_from_probs(const float* class_probs, const float* pixel_prob
 
 std::string to_json_line(const Detection& d, const std::string& source,
                          const std::string& mask_path) {
-  std::string scores;
-  for (const auto& [name, p] : d.scores) {
-    scores += (scores.empty() ? "" : ", ") + json::quote(name) + ": " + json::number(p);
-  }
-  std::string line = "{\"source\": " + json::quote(source) + ", \"label\": " +
-                     json::quote(d.label) + ", \"is_artifact\": " +
-                     (d.is_artifact ? "true" : "false") +
-                     ", \"artifact_score\": " + json::number(d.artifact_score) +
-                     ", \"scores\": {" + scores + "}, \"width\": " + std::to_string(d.width) +
-                     ", \"height\": " + std::to_string(d.height) +
-                     ", \"mask_fraction\": " + json::number(d.mask_fraction);
-  if (!mask_path.empty()) line += ", \"mask\": " + json::quote(mask_path);
-  return line + "}";
+  json_fields::OrderedJson scores = json_fields::OrderedJson::object();
+  for (const auto& [name, p] : d.scores) scores[name] = p;
+  json_fields::OrderedJson line = {
+      {"source", source},          {"label", d.label},
+      {"is_artifact", d.is_artifact}, {"artifact_score", d.artifact_score},
+      {"scores", scores},          {"width", d.width},
+      {"height", d.height},        {"mask_fraction", d.mask_fraction}};
+  if (!mask_path.empty()) line["mask"] = mask_path;
+  return json_fields::dump(line);
 }
 
 std::string failure_json_line(const std::string& source, const std::string& error) {
-  return "{\"source\": " + json::quote(source) + ", \"error_type\": \"InputError\", \"error\": " +
-         json::quote(error) + "}";
+  return json_fields::dump(
+      {{"source", source}, {"error_type", "InputError"}, {"error", error}});
 }
 
 std::vector<std::uint8_t> mask_image(const Detection& d) {

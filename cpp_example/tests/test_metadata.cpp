@@ -1,16 +1,20 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include "check.hpp"
 #include "engine_metadata.hpp"
 #include "sha256.hpp"
+#include "throws_error.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ipad::Sha256;
+using ipad::testing::ThrowsError;
 
 const char* kPlan = "not really a TensorRT plan";
 
@@ -37,7 +41,8 @@ struct Engine {
   fs::path dir;
   std::string plan;
   Engine(const std::string& name, const std::string& replace = "", const std::string& with = "") {
-    dir = fs::temp_directory_path() / ("ipad_core_tests_" + name);
+    dir = fs::temp_directory_path() /
+          ("ipad_core_tests_" + name + "_" + std::to_string(getpid()));
     fs::create_directories(dir);
     plan = (dir / "engine.plan").string();
     write(plan, kPlan);
@@ -48,7 +53,7 @@ struct Engine {
     sidecar.replace(sidecar.find("PLAN_SHA256"), 11, sha.hex_digest());
     if (!replace.empty()) {
       const auto at = sidecar.find(replace);
-      CHECK(at != std::string::npos);
+      if (at == std::string::npos) throw std::logic_error("no '" + replace + "' in the sidecar");
       sidecar.replace(at, replace.size(), with);
     }
     write(plan + ".json", sidecar);
@@ -58,39 +63,54 @@ struct Engine {
 
 }  // namespace
 
-TEST_CASE(metadata_valid) {
+TEST(EngineMetadata, Valid) {
   const Engine engine("valid");
   const ipad::EngineMetadata m = ipad::read_engine_metadata(engine.plan);
-  CHECK(m.format_version == 1 && m.precision == "fp16" && m.input_format == "float");
-  CHECK(m.config.image_size == 64 && m.config.classes.size() == 4);
-  CHECK(m.config.mean[2] == 0.125 && m.config.std[0] == 0.5);
-  CHECK(m.config.image_threshold == 0.4 && m.config.pixel_threshold == 0.6);
-  CHECK(m.tensorrt.flavour == "tensorrt-rtx" && m.tensorrt.target_sm == "86");
-  CHECK(m.tensorrt.profile_min == 1 && m.tensorrt.profile_opt == 4 && m.tensorrt.profile_max == 8);
-  CHECK(m.tensorrt.io.at("images").shape == (std::vector<std::int64_t>{-1, 3, 64, 64}));
-  CHECK(m.tensorrt.io.at("class_probs").mode == "output");
-  CHECK(ipad::engine_sidecar_path("a/b.plan") == "a/b.plan.json");
+  EXPECT_EQ(m.format_version, 1);
+  EXPECT_EQ(m.precision, "fp16");
+  EXPECT_EQ(m.input_format, "float");
+  EXPECT_EQ(m.source_sha256, "abc");
+  EXPECT_EQ(m.config.image_size, 64);
+  EXPECT_EQ(m.config.classes, (std::vector<std::string>{"clean", "ghosting", "flare", "moire"}));
+  EXPECT_EQ(m.config.mean, (std::array<double, 3>{0.5, 0.25, 0.125}));
+  EXPECT_EQ(m.config.std, (std::array<double, 3>{0.5, 0.5, 0.5}));
+  EXPECT_EQ(m.config.image_threshold, 0.4);
+  EXPECT_EQ(m.config.pixel_threshold, 0.6);
+  EXPECT_EQ(m.tensorrt.flavour, "tensorrt-rtx");
+  EXPECT_EQ(m.tensorrt.version, "1.2");
+  EXPECT_EQ(m.tensorrt.target_sm, "86");
+  EXPECT_EQ(m.tensorrt.profile_min, 1);
+  EXPECT_EQ(m.tensorrt.profile_opt, 4);
+  EXPECT_EQ(m.tensorrt.profile_max, 8);
+  ASSERT_EQ(m.tensorrt.io.size(), 2u);
+  EXPECT_EQ(m.tensorrt.io.at("images").shape, (std::vector<std::int64_t>{-1, 3, 64, 64}));
+  EXPECT_EQ(m.tensorrt.io.at("images").dtype, "FLOAT");
+  EXPECT_EQ(m.tensorrt.io.at("class_probs").mode, "output");
+  EXPECT_EQ(m.tensorrt.plan_bytes, static_cast<std::int64_t>(std::strlen(kPlan)));
+  EXPECT_EQ(ipad::engine_sidecar_path("a/b.plan"), "a/b.plan.json");
 }
 
-TEST_CASE(metadata_errors) {
+TEST(EngineMetadata, Errors) {
   using ipad::read_engine_metadata;
-  CHECK_THROWS_WITH(read_engine_metadata("/nonexistent/x.plan"), "engine file not found");
+  EXPECT_THAT([] { read_engine_metadata("/nonexistent/x.plan"); },
+              ThrowsError("engine file not found"));
   {
     Engine e("no_sidecar");
     fs::remove(e.plan + ".json");
-    CHECK_THROWS_WITH(read_engine_metadata(e.plan), "sidecar");
+    EXPECT_THAT([&] { read_engine_metadata(e.plan); }, ThrowsError("sidecar"));
   }
   {
     Engine e("truncated");
     write(e.plan, std::string(kPlan).substr(0, 10));
-    CHECK_THROWS_WITH(read_engine_metadata(e.plan), "truncated or replaced); rebuild the engine");
+    EXPECT_THAT([&] { read_engine_metadata(e.plan); },
+                ThrowsError("truncated or replaced); rebuild the engine"));
   }
   {
     Engine e("corrupt");
     std::string other = kPlan;
     other[0] = 'N';
     write(e.plan, other);
-    CHECK_THROWS_WITH(read_engine_metadata(e.plan), "SHA-256 does not match");
+    EXPECT_THAT([&] { read_engine_metadata(e.plan); }, ThrowsError("SHA-256 does not match"));
   }
   const std::pair<std::pair<std::string, std::string>, std::string> cases[] = {
       {{"\"ipad-engine\"", "\"ipad-onnx\""}, "not an ipad-sdk ipad-engine file"},
@@ -99,18 +119,23 @@ TEST_CASE(metadata_errors) {
       {{"\"input_format\": \"float\"", "\"input_format\": \"rgb\""}, "bad precision"},
       {{"\"tensorrt\": {", "\"trt\": {"}, "no 'tensorrt' object"},
       {{"\"plan_bytes\"", "\"bytes\""}, "tensorrt has no 'plan_bytes'"},
-      {{"\"max\": 8", "\"max\": \"8\""}, "profile.max must be a number"},
+      {{"\"max\": 8", "\"max\": \"8\""}, "profile.max must be a number, got string"},
+      {{"\"min\": 1", "\"min\": 1.5"}, "profile.min must be an integer, got 1.5"},
+      {{"\"io\": {", "\"io\": 5, \"x\": {"}, "tensorrt.io must be an object, got number"},
+      {{"\"shape\": [-1, 4]", "\"shape\": -1"}, "tensorrt.io.class_probs.shape must be an array"},
       {{"\"source_sha256\": \"abc\",", "\"source_sha256\": \"abc\""}, "unreadable engine metadata"},
       {{"\\\"image_size\\\": 64", "\\\"image_size\\\": 0"}, "image_size must be positive"},
+      {{"\\\"image_size\\\": 64", "\\\"image_size\\\": 9000"}, "image_size must be <= 8192"},
       {{"\\\"std\\\": [0.5, 0.5, 0.5]", "\\\"std\\\": [0.5, 0]"}, "std needs 3 values"},
       {{"\\\"image_threshold\\\": 0.4", "\\\"image_threshold\\\": 1.5"}, "image_threshold must"},
       {{"\\\"flare\\\", \\\"moire\\\"", "\\\"flare\\\", \\\"flare\\\""}, ">= 2 distinct names"},
       {{"\\\"format_version\\\": 1", "\\\"format_version\\\": 3"}, "format version 3"},
-      {{"\\\"image_size\\\": 64,", "\\\"image_size\\\": 64"}, "invalid model config: JSON error"},
+      {{"\\\"image_size\\\": 64,", "\\\"image_size\\\": 64"},
+       "invalid model config: JSON error"},
   };
   int i = 0;
   for (const auto& [edit, error] : cases) {
     Engine e("case" + std::to_string(i++), edit.first, edit.second);
-    CHECK_THROWS_WITH(read_engine_metadata(e.plan), error);
+    EXPECT_THAT([&] { read_engine_metadata(e.plan); }, ThrowsError(error)) << edit.second;
   }
 }

@@ -21,7 +21,7 @@
 #include "engine_metadata.hpp"
 #include "error.hpp"
 #include "image_io.hpp"
-#include "json.hpp"
+#include "json_fields.hpp"
 #include "postprocess.hpp"
 #include "preprocess.hpp"
 
@@ -45,49 +45,37 @@ std::vector<float> read_floats(const std::string& path) {
   return values;
 }
 
+using ipad::json_fields::OrderedJson;
+
 std::string size_json(const ipad::RgbImage& image) {
-  return "{\"width\": " + std::to_string(image.width) +
-         ", \"height\": " + std::to_string(image.height) + "}";
-}
-
-std::string strings_json(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) out += (out.empty() ? "" : ", ") + ipad::json::quote(s);
-  return "[" + out + "]";
-}
-
-std::string numbers_json(const std::vector<double>& items) {
-  std::string out;
-  for (double v : items) out += (out.empty() ? "" : ", ") + ipad::json::number(v);
-  return "[" + out + "]";
+  return ipad::json_fields::dump({{"width", image.width}, {"height", image.height}});
 }
 
 std::string metadata_json(const ipad::EngineMetadata& m) {
-  using ipad::json::quote;
   const ipad::ModelConfig& c = m.config;
   const ipad::TensorRtInfo& t = m.tensorrt;
-  std::string io;
+  OrderedJson io = OrderedJson::object();
   for (const auto& [name, tensor] : t.io) {
-    std::vector<double> shape(tensor.shape.begin(), tensor.shape.end());
-    io += (io.empty() ? "" : ", ") + quote(name) + ": {\"mode\": " + quote(tensor.mode) +
-          ", \"dtype\": " + quote(tensor.dtype) + ", \"shape\": " + numbers_json(shape) + "}";
+    io[name] = {{"mode", tensor.mode}, {"dtype", tensor.dtype}, {"shape", tensor.shape}};
   }
-  return "{\"format_version\": " + std::to_string(m.format_version) +
-         ", \"precision\": " + quote(m.precision) + ", \"input_format\": " +
-         quote(m.input_format) + ", \"source_sha256\": " + quote(m.source_sha256) +
-         ", \"config\": {\"image_size\": " + std::to_string(c.image_size) +
-         ", \"mean\": " + numbers_json({c.mean.begin(), c.mean.end()}) +
-         ", \"std\": " + numbers_json({c.std.begin(), c.std.end()}) +
-         ", \"classes\": " + strings_json(c.classes) +
-         ", \"image_threshold\": " + ipad::json::number(c.image_threshold) +
-         ", \"pixel_threshold\": " + ipad::json::number(c.pixel_threshold) +
-         "}, \"tensorrt\": {\"flavour\": " + quote(t.flavour) + ", \"version\": " +
-         quote(t.version) + ", \"target_sm\": " + quote(t.target_sm) +
-         ", \"profile\": {\"min\": " + std::to_string(t.profile_min) +
-         ", \"opt\": " + std::to_string(t.profile_opt) +
-         ", \"max\": " + std::to_string(t.profile_max) + "}, \"io\": {" + io +
-         "}, \"plan_bytes\": " + std::to_string(t.plan_bytes) +
-         ", \"plan_sha256\": " + quote(t.plan_sha256) + "}}";
+  const OrderedJson config = {
+      {"image_size", c.image_size},           {"mean", c.mean},
+      {"std", c.std},                         {"classes", c.classes},
+      {"image_threshold", c.image_threshold}, {"pixel_threshold", c.pixel_threshold}};
+  const OrderedJson tensorrt = {
+      {"flavour", t.flavour},
+      {"version", t.version},
+      {"target_sm", t.target_sm},
+      {"profile", {{"min", t.profile_min}, {"opt", t.profile_opt}, {"max", t.profile_max}}},
+      {"io", io},
+      {"plan_bytes", t.plan_bytes},
+      {"plan_sha256", t.plan_sha256}};
+  return ipad::json_fields::dump({{"format_version", m.format_version},
+                                  {"precision", m.precision},
+                                  {"input_format", m.input_format},
+                                  {"source_sha256", m.source_sha256},
+                                  {"config", config},
+                                  {"tensorrt", tensorrt}});
 }
 
 int run(const std::vector<std::string>& args) {

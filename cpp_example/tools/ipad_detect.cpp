@@ -7,13 +7,18 @@
 // DIR/<image file name>.png holds each 0/255 mask. Exit status: 0 all images done, 1 some images
 // failed (each has an error record), 2 usage, engine or CUDA error.
 //
-// Written against the TensorRT 10 C++ API (full TensorRT and TensorRT for RTX); built only with
-// -DIPAD_WITH_TENSORRT=ON. The repository's CI has no TensorRT, so this file is not compiled there.
+// Uses the TensorRT C++ API common to TensorRT 10 and 11 and TensorRT for RTX (named I/O tensors,
+// setInputShape, setTensorAddress, enqueueV3); linked only with -DIPAD_WITH_TENSORRT=ON. CI checks
+// that it compiles warning-free (-Wall -Wextra -Werror) against the TensorRT 10.16 and 11.1
+// headers in third_party/ and the CUDA 13.0 runtime headers (tests/test_cpp_tensorrt.py).
 
 #include <NvInfer.h>
+#include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -21,6 +26,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine_metadata.hpp"
@@ -29,7 +35,34 @@
 #include "postprocess.hpp"
 #include "preprocess.hpp"
 
+// The flavour of TensorRT this program is compiled against, named as the sidecar's
+// tensorrt.flavour names it (export/build_trt.py), and the headers' version in the format of
+// getInferLibVersion(), (MAJOR * 100 + MINOR) * 100 + PATCH. TensorRT for RTX's NvInferVersion.h
+// defines TRT_MAJOR_RTX; full TensorRT's defines NV_TENSORRT_MAJOR (10 and 11 are supported).
+#if defined(TRT_MAJOR_RTX)
+#define IPAD_TENSORRT_FLAVOUR "tensorrt-rtx"
+#define IPAD_TENSORRT_HEADERS ((TRT_MAJOR_RTX * 100 + TRT_MINOR_RTX) * 100 + TRT_PATCH_RTX)
+#elif NV_TENSORRT_MAJOR >= 10
+#define IPAD_TENSORRT_FLAVOUR "tensorrt"
+#define IPAD_TENSORRT_HEADERS \
+  ((NV_TENSORRT_MAJOR * 100 + NV_TENSORRT_MINOR) * 100 + NV_TENSORRT_PATCH)
+#else
+#error "ipad_detect needs TensorRT 10 or later (named I/O tensors, enqueueV3, 64-bit Dims)"
+#endif
+
 namespace {
+
+// "MAJOR.MINOR.PATCH" of a TensorRT version number (MAJOR * 100 + MINOR) * 100 + PATCH.
+std::string version_text(std::int64_t version) {
+  return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
+         std::to_string(version % 100);
+}
+
+// The TensorRT library loaded at run time against the headers compiled in.
+std::string library_versions() {
+  return "library " + version_text(getInferLibVersion()) + ", headers " +
+         version_text(IPAD_TENSORRT_HEADERS);
+}
 
 class Logger : public nvinfer1::ILogger {
   void log(Severity severity, const char* message) noexcept override {
@@ -82,16 +115,26 @@ class Detector {
   static constexpr const char* kPixelProbs = "pixel_probs";
 
   Detector(const std::string& plan_path, const ipad::EngineMetadata& meta) : meta_(meta) {
+    if (meta.tensorrt.flavour != IPAD_TENSORRT_FLAVOUR) {
+      throw ipad::Error(plan_path + ": the plan was built with " + meta.tensorrt.flavour + " " +
+                        meta.tensorrt.version + " but this ipad_detect uses " +
+                        IPAD_TENSORRT_FLAVOUR + "; rebuild the engine with export/build_trt.py "
+                        "--flavour " + (meta.tensorrt.flavour == "tensorrt" ? "rtx" : "full") +
+                        " or build ipad_detect against the other TensorRT");
+    }
     std::ifstream in(plan_path, std::ios::binary);
     const std::vector<char> plan((std::istreambuf_iterator<char>(in)),
                                  std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger_));
-    if (!runtime_) throw ipad::Error("TensorRT: cannot create a runtime");
+    if (!runtime_) {
+      throw DeviceError("TensorRT: cannot create a runtime (" + library_versions() + ")");
+    }
     engine_.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
     if (!engine_) {
-      throw ipad::Error(plan_path + ": TensorRT cannot load this plan (built for another GPU, "
-                        "TensorRT version or flavour " + meta.tensorrt.flavour + " " +
-                        meta.tensorrt.version + "?); rebuild the engine");
+      throw ipad::Error(plan_path + ": TensorRT " + version_text(getInferLibVersion()) +
+                        " cannot load this plan, built with " + meta.tensorrt.flavour + " " +
+                        meta.tensorrt.version + " for SM " + meta.tensorrt.target_sm +
+                        " (another GPU or TensorRT version?); rebuild the engine");
     }
     check_io();
     context_.reset(engine_->createExecutionContext());
@@ -212,18 +255,23 @@ std::string detect(Detector& detector, const ipad::EngineMetadata& meta, const s
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::vector<std::string> args(argv + 1, argv + argc);
   std::string masks_dir;
   std::vector<std::string> images;
+  bool usage_error = args.empty() || args[0].rfind("--", 0) == 0;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--masks" && i + 1 < args.size()) {
       masks_dir = args[++i];
+    } else if (args[i].rfind("--", 0) == 0) {
+      usage_error = true;  // an unknown option, or --masks without its folder
     } else {
       images.push_back(args[i]);
     }
   }
-  if (args.empty() || images.empty()) {
-    std::cerr << "usage: ipad_detect ENGINE.plan [--masks DIR] IMAGE...\n";
+  if (usage_error || images.empty()) {
+    std::cerr << "usage: ipad_detect ENGINE.plan [--masks DIR] IMAGE...\n"
+              << "(built against " << IPAD_TENSORRT_FLAVOUR << " headers "
+              << version_text(IPAD_TENSORRT_HEADERS) << ")\n";
     return 2;
   }
   try {
