@@ -35,7 +35,8 @@ import pytest
 from PIL import Image
 
 from ipad_sdk import Detector, ModelError
-from ipad_sdk.batch import PROVENANCE_KEYS, discover, run_batch
+from ipad_sdk.batch import PROVENANCE_KEYS, run_batch
+from ipad_sdk.discover import discover
 from ipad_sdk.integrations.triton import detect_bytes, encode, python_library_env
 from ipad_sdk.metadata import read_bundle_config
 
@@ -101,7 +102,7 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnxslim")
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
 
     return export_onnx(tiny_bundle, tmp_path_factory.mktemp("triton_onnx") / "tiny.onnx")
 
@@ -213,7 +214,7 @@ def pytriton_server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def repo_server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     """The repository written by triton_repo, served by the wheel's tritonserver."""
-    from export.triton_repo import write_repository
+    from ipad_sdk.export.triton_repo import write_repository
 
     tmp = tmp_path_factory.mktemp("repo_server")
     repo = tmp / "repo"
@@ -334,8 +335,8 @@ def engines(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     relabelled as a full TensorRT build: Triton refuses RTX plans; the structure is tested."""
     pytest.importorskip("tensorrt_rtx")
     pytest.importorskip("onnxslim")
-    from export.build_trt import build_engine
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
+    from ipad_sdk.export.trt import build_engine
 
     tmp = tmp_path_factory.mktemp("triton_plan")
     fp16 = export_onnx(tiny_bundle, tmp / "tiny.fp16.onnx", fp16=True)
@@ -351,7 +352,7 @@ def engines(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @needs_triton
 def test_repository_structure(tiny_onnx, engines, tiny_bundle, tmp_path):
-    from export.triton_repo import BLS_SOURCE, write_repository
+    from ipad_sdk.export.triton_repo import BLS_SOURCE, write_repository
     from ipad_sdk.integrations.triton import read_model_metadata
 
     config = read_bundle_config(tiny_bundle)
@@ -386,7 +387,7 @@ def test_repository_structure(tiny_onnx, engines, tiny_bundle, tmp_path):
 def test_bad_models_are_refused_naming_the_file(tiny_onnx, tiny_bundle, tmp_path):
     import onnx
 
-    from export.triton_repo import write_repository
+    from ipad_sdk.export.triton_repo import write_repository
 
     out = tmp_path / "repo"
     cases = {"missing.onnx": "missing.onnx: model file not found"}
@@ -418,7 +419,7 @@ def test_bad_models_are_refused_naming_the_file(tiny_onnx, tiny_bundle, tmp_path
 
 
 def test_bad_plans_and_options_are_refused(engines, tmp_path):
-    from export.triton_repo import main, write_repository
+    from ipad_sdk.export.triton_repo import main, write_repository
 
     out = tmp_path / "repo"
     with pytest.raises(ModelError, match=r"rtx.plan: built with tensorrt-rtx .*--flavour full"):
@@ -441,7 +442,7 @@ def test_bad_plans_and_options_are_refused(engines, tmp_path):
 
 
 def test_writing_is_atomic_and_refuses_a_non_empty_folder(tiny_onnx, tmp_path, monkeypatch, capsys):
-    from export import triton_repo
+    from ipad_sdk.export import triton_repo
 
     out = tmp_path / "repo"
     out.mkdir()

@@ -19,8 +19,6 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxslim")
 pytest.importorskip("cuda.bindings")
 
-from export import build_trt as bt  # noqa: E402
-from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
 from ipad_sdk.backends import trt_backend  # noqa: E402
 from ipad_sdk.backends.trt_backend import (  # noqa: E402
@@ -30,6 +28,8 @@ from ipad_sdk.backends.trt_backend import (  # noqa: E402
     cuda_device_index,
 )
 from ipad_sdk.errors import BackendUnavailable  # noqa: E402
+from ipad_sdk.export import onnx as ex  # noqa: E402
+from ipad_sdk.export import trt as bt  # noqa: E402
 from ipad_sdk.metadata import read_bundle_config, read_engine_metadata  # noqa: E402
 from tests.fake_cudart import FakeCudart  # noqa: E402
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     times["train"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    from export import export_onnx
+    from ipad_sdk.export import onnx as export_onnx
 
     bundle = Path(cfg.out) / "model.safetensors"
     exported = export_onnx.main([str(bundle), "--out", str(Path(cfg.out) / "onnx"), "--int8"])
