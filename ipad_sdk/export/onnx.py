@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..discover import discover
-from ..fileio import atomic_write_bytes, file_sha256, temp_path_beside
+from ..fileio import atomic_write_bytes, check_regular_file, file_sha256, temp_path_beside
 from ..io import load_image
 from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, onnx_metadata
 from ..preprocess import preprocess_batch, resize_rgb
@@ -60,6 +60,7 @@ def export_onnx(
 ) -> Path:
     """Write ``bundle`` as an ONNX file at ``out`` (atomically); ``batch=None`` is dynamic;
     ``simplify`` runs onnxslim over the traced graph."""
+    check_regular_file(bundle)  # before the seconds of importing torch
     import onnx
     import torch
 

@@ -45,17 +45,21 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve as ``args`` (of :func:`add_serve_arguments`) say, until interrupted."""
     if args.max_batch < 1 or args.instances < 1:
         raise ValueError("--max-batch and --instances must be >= 1")
-    if importlib.util.find_spec("pytriton") is None:
-        raise BackendUnavailable(
-            "ipad serve needs PyTriton: pip install nvidia-pytriton==0.7.0 (it pins numpy<2: use "
-            "its own environment, see the README's 'Scaling out: Triton Inference Server')"
-        )
+    _require_pytriton()
     from .triton import serve
 
     serve(args.model, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
           max_batch=args.max_batch, instances=args.instances, threads=args.threads,
           device=args.device, name=args.name, tiling=args.tiling)  # fmt: skip
     return 0
+
+
+def _require_pytriton() -> None:
+    if importlib.util.find_spec("pytriton") is None:
+        raise BackendUnavailable(
+            "ipad serve needs PyTriton: pip install nvidia-pytriton==0.7.0 (it pins numpy<2: use "
+            "its own environment, see the README's 'Scaling out: Triton Inference Server')"
+        )
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
