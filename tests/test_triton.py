@@ -465,6 +465,22 @@ def test_writing_is_atomic_and_refuses_a_non_empty_folder(tiny_onnx, tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
 
 
+def test_ipad_export_triton_repo(tiny_onnx, tmp_path, capsys):
+    from ipad_sdk.cli import main
+
+    out = tmp_path / "repo"
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out), "--name", "m",
+                 "--max-batch", "4"]) == 0  # fmt: skip
+    assert f"wrote {out}: m (onnxruntime_onnx) and m_detect" in capsys.readouterr().out
+    assert "max_batch_size: 4" in (out / "m" / "config.pbtxt").read_text()
+    assert (out / "m" / "1" / "model.onnx").read_bytes() == tiny_onnx.read_bytes()
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out)]) == 2
+    assert "ipad export: error: " in capsys.readouterr().err
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out), "--name", "a b",
+                 "--force"]) == 2  # fmt: skip
+    assert "--name must be letters, digits" in capsys.readouterr().err
+
+
 def test_detect_bytes_is_the_detector(detector, tiny_bundle):
     """The code both servers run (decode, preprocess, network, Result, encoding), in-process."""
     rng = np.random.default_rng(1)

@@ -192,6 +192,22 @@ def test_build_script(onnx_files, tmp_path, capsys):
     assert bt.main([str(onnx_files["fp16"]), "--out", str(tmp_path / "f.plan"), "--quiet"]) == 2
 
 
+def test_ipad_export_trt_builds_an_sm86_plan(onnx_files, tiny_bundle, tmp_path, capsys):
+    from ipad_sdk.cli import main
+
+    plan = tmp_path / "cli.plan"
+    assert main(["export", "trt", str(onnx_files["fp16"]), "--out", str(plan), "--sm", "86",
+                 "--batch", "1:2:4", "--quiet"]) == 0  # fmt: skip
+    assert f"wrote {plan}" in capsys.readouterr().out
+    config, meta = read_engine_metadata(plan)
+    info = meta["tensorrt"]
+    assert (info["flavour"], info["target_sm"]) == ("tensorrt-rtx", "86")
+    assert info["profile"] == {"min": 1, "opt": 2, "max": 4}
+    assert meta["precision"] == "fp16" and config == read_bundle_config(tiny_bundle)
+    assert main(["export", "trt", str(onnx_files["fp16"]), "--out", str(plan), "--quiet"]) == 2
+    assert "ipad export: error: TensorRT for RTX builds ahead of time" in capsys.readouterr().err
+
+
 # -- loading --------------------------------------------------------------------------------------
 @pytest.mark.skipif(_gpu_visible(), reason="checks the no-GPU error; a GPU is visible")
 def test_loading_without_a_gpu_says_so(engine):
