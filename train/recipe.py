@@ -8,7 +8,7 @@ ONNX export, every step resumable (a rerun continues where a killed run stopped)
 2. ``train/make_dataset.py``: artifacts rendered at 1,024 px on the long side (the scale of real
    captures as users upload them) from those photos and ``--clean``, with hard negatives.
 3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch).
-4. ``export/export_onnx.py``: FP32 and INT8 ONNX beside the bundle, with the parity check.
+4. ``ipad export onnx``: FP32 and INT8 ONNX beside the bundle, with the parity check.
 
 ``train/configs/default-cpu.json`` is the 2-core CPU recipe (about 1.3 h of training after
 about 11 min of data); ``train/configs/default-gpu.json`` is the same recipe on one CUDA GPU with
