@@ -116,6 +116,22 @@ def test_imports_point_one_way():
     assert violations(ROOT) == []
 
 
+def test_the_package_and_its_scripts_leave_sys_path_alone():
+    """ipad_sdk and the export/ scripts import through the installed package only."""
+    edits = []
+    for path in sorted(
+        [*ROOT.joinpath("ipad_sdk").rglob("*.py"), *ROOT.joinpath("export").glob("*.py")]
+    ):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "path"
+                and (isinstance(node.value, ast.Name) and node.value.id == "sys")
+            ):
+                edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert edits == []
+
+
 def test_the_layers_name_existing_modules():
     """CORE and the layer prefixes name real modules (a rename must update this test)."""
     sdk = ROOT / "ipad_sdk"

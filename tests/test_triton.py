@@ -292,6 +292,23 @@ def test_pytriton_server_matches_local_detector(pytriton_server, local, photos, 
 
 
 @needs_triton
+def test_ipad_serve_is_the_pytriton_server(tiny_onnx, local, photos, tmp_path):
+    """``ipad serve`` (the console script of the Triton venv) serves like the module's command and
+    stops on SIGTERM with its whole process group."""
+    ports = _free_ports(2)
+    argv = [str(TRITON_PYTHON.parent / "ipad"), "serve", "--model", str(tiny_onnx),
+            "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--max-batch", "4",
+            "--threads", "1"]  # fmt: skip
+    server = Server(argv, _triton_env(), tmp_path / "log", ports)
+    try:
+        server.wait_ready()
+        got = _query(server, "http", photos, tmp_path / "out")
+    finally:
+        server.stop()
+    _assert_same_as_local(local, tmp_path / "out", got)
+
+
+@needs_triton
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_repository_served_by_tritonserver(repo_server, local, photos, tmp_path, protocol):
     got = _query(repo_server, protocol, photos, tmp_path)
