@@ -113,8 +113,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_tool_parsers(sub: Any) -> None:
-    """``ipad export onnx|trt|triton-repo``, ``ipad serve`` and ``ipad ray``; each runs the
-    ``run(args)`` of its module (imported, with its heavy runtime, only when it runs)."""
+    """``ipad export onnx|trt|triton-repo``, ``ipad serve`` and ``ipad ray``: each runs its
+    module's run function, which imports the heavy runtime (torch, onnx, TensorRT, Ray, PyTriton)
+    itself."""
     from .export import onnx, triton_repo, trt
     from .integrations import commands
 
@@ -125,30 +126,28 @@ def _add_tool_parsers(sub: Any) -> None:
     )  # fmt: skip
     formats = export.add_subparsers(dest="format", required=True)
     tools = [
-        (formats, "onnx", onnx, "export a .safetensors bundle to ONNX (FP32, FP16, INT8), "
-         "checked against the PyTorch model"),
-        (formats, "trt", trt, "build a TensorRT engine plan and its .json sidecar from an ONNX "
-         "export"),
-        (formats, "triton-repo", triton_repo, "write a Triton Inference Server model repository "
-         "for an .onnx file or a TensorRT plan"),
+        ("onnx", onnx, "export a .safetensors bundle to ONNX (FP32, FP16, INT8), checked against "
+         "the PyTorch model"),
+        ("trt", trt, "build a TensorRT engine plan and its .json sidecar from an ONNX export"),
+        ("triton-repo", triton_repo, "write a Triton Inference Server model repository for an "
+         ".onnx file or a TensorRT plan"),
     ]  # fmt: skip
-    for parent, name, module, summary in tools:
-        doc = (module.__doc__ or "").split("\n\n")[0]
-        tool = parent.add_parser(name, help=summary, description=doc)
+    for name, module, summary in tools:
+        tool = formats.add_parser(name, help=summary, description=module.__doc__.split("\n")[0])
         module.add_arguments(tool)
-        tool.set_defaults(tool=f"{module.__name__}:run")
+        tool.set_defaults(run=module.run)
     serve = sub.add_parser(
         "serve", help="serve a model over HTTP/gRPC with PyTriton (Triton Inference Server)",
         description=commands.SERVE_DESCRIPTION,
     )  # fmt: skip
     commands.add_serve_arguments(serve)
-    serve.set_defaults(tool=f"{commands.__name__}:run_serve")
+    serve.set_defaults(run=commands.run_serve)
     ray = sub.add_parser(
         "ray", help="detect artifacts in images and folders on a Ray cluster",
         description=commands.RAY_DESCRIPTION,
     )  # fmt: skip
     commands.add_ray_arguments(ray)
-    ray.set_defaults(tool=f"{commands.__name__}:run_ray")
+    ray.set_defaults(run=commands.run_ray)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -342,14 +341,10 @@ def _cmd_create_bundle(args: argparse.Namespace) -> int:
 
 
 def _cmd_tool(args: argparse.Namespace) -> int:
-    """A tool subcommand (``args.tool`` is ``module:function``); files it cannot read or write and
-    values it refuses are errors (exit 2), reported with the message naming them."""
-    import importlib
-
-    module, _, function = args.tool.partition(":")
-    run = getattr(importlib.import_module(module), function)
+    """A tool subcommand (``args.run``); files it cannot read or write and values it refuses are
+    errors (exit 2), reported with the message naming them."""
     try:
-        return run(args)
+        return args.run(args)
     except IpadError:
         raise
     except (OSError, ValueError) as exc:
