@@ -30,8 +30,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", "-m", help="model file (default: the embedded default model)")
     parser.add_argument("--host", default="127.0.0.1", help="address the server listens on")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP (KServe v2) port")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port")
     parser.add_argument("--max-batch", type=int, default=8,
                         help="largest batch Triton's dynamic batcher forms")  # fmt: skip
     parser.add_argument("--instances", type=int, default=1, help="model instances (Detectors)")
