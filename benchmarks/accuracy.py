@@ -31,13 +31,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ipad_sdk import Detector, metrics
+from ipad_sdk import Detector
 from ipad_sdk.fileio import atomic_write_bytes
+from train import evaluation
 from train.dataset import read_manifest
-
-TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
-          ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
-          ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
+from train.evaluation import TABLE1
 
 
 def _resize_pair(heatmap: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,14 +76,14 @@ def evaluate(
         "eval_size": eval_size, "seconds": seconds, "tiling": tiling,
         "backbone": detector.config.backbone,
         "image_size": detector.config.image_size,
-        "image": metrics.image_metrics(1.0 - probs_arr[:, 0], (labels_arr != 0).astype(int)),
-        "pixel": metrics.pixel_metrics(maps, masks),
+        "image": evaluation.image_metrics(1.0 - probs_arr[:, 0], (labels_arr != 0).astype(int)),
+        "pixel": evaluation.pixel_metrics(maps, masks),
         "per_class": {},
     }  # fmt: skip
-    per_class_image = metrics.per_class_image_metrics(probs_arr, labels_arr, classes)
+    per_class_image = evaluation.per_class_image_metrics(probs_arr, labels_arr, classes)
     for k, name in enumerate(classes[1:], start=1):
         keep = [i for i, lab in enumerate(labels) if lab in (0, k)]
-        pixel = metrics.pixel_metrics([maps[i] for i in keep], [masks[i] for i in keep])
+        pixel = evaluation.pixel_metrics([maps[i] for i in keep], [masks[i] for i in keep])
         report["per_class"][name] = {"image": per_class_image[name], "pixel": pixel,
                                      "images": int((labels_arr == k).sum())}  # fmt: skip
     return report

@@ -1,12 +1,9 @@
-"""Analytic FLOPs of one IPAD-CLIP forward pass, and throughput estimates from a card's peak.
+"""Throughput estimates from the analytic FLOPs of one IPAD-CLIP forward pass and a card's peak.
 
     python benchmarks/flops.py [--card "RTX 3090"] [--efficiency 0.4]
 
-FLOPs here are 2 x the multiply-accumulates of the convolutions and matrix products (the work
-tensor cores do): patch embedding or convolutional stem, attention (QKV, scores, weighted sum,
-output), MLPs, residual adapters, projectors and the cosine head. LayerNorm, softmax, GELU and
-the bilinear upsampling are left out (about 1-2 % more). ``tests/test_flops.py`` checks the count
-against PyTorch's own ``FlopCounterMode`` on real models.
+The FLOPs are counted by :func:`ipad_sdk.model.flops.ipad_flops` (what they include is described
+there); this module adds the cards' peak tables and the estimates.
 """
 
 from __future__ import annotations
@@ -22,6 +19,7 @@ import re
 from typing import Any
 
 from ipad_sdk.metadata import ModelConfig
+from ipad_sdk.model.flops import ipad_flops
 
 #: Dense FP16 tensor-core peaks in TFLOP/s (no sparsity; FP32 accumulate where GeForce cards run
 #: it at half rate), from NVIDIA's architecture whitepapers and datasheets.
@@ -56,44 +54,6 @@ def card_of(device_name: str) -> str | None:
         if re.search(pattern, device_name):
             return card
     return None
-
-
-def ipad_flops(config: ModelConfig) -> dict[str, float]:
-    """FLOPs per image of the network ``config`` describes, by part, and their ``total``."""
-    vision = config.vision_cfg
-    width, dim, depth = config.width, config.embed_dim, config.depth
-    grid = config.grid_size
-    mlp = int(width * float(vision.get("mlp_ratio", 4.0)))
-    patches = grid * grid
-    tokens = patches + 1
-    classes = config.num_classes
-    parts = {
-        "patch_embed": _stem_flops(config),
-        "attention_proj": depth * 2 * tokens * width * 4 * width,  # QKV + output
-        "attention_scores": depth * 2 * 2 * tokens * tokens * width,  # QK^T and AV
-        "mlp": depth * 2 * 2 * tokens * width * mlp,
-        "adapters": config.n_adapt * 2 * tokens * width * width,
-        "projectors": len(config.feature_layers) * 2 * patches * width * dim + 2 * width * dim,
-        "cosine_head": 2 * (patches + 1) * dim * classes,
-    }
-    parts["total"] = float(sum(parts.values()))
-    return {k: float(v) for k, v in parts.items()}
-
-
-def _stem_flops(config: ModelConfig) -> int:
-    """The patchify conv, or the stride-2 3x3 convs and the 1x1 conv of the conv stem (BatchNorm
-    folded into them at export)."""
-    width, grid, patch = config.width, config.grid_size, config.patch_size
-    if config.clip_config.get("stem", "patch") == "patch":
-        return 2 * grid * grid * 3 * patch * patch * width
-    from ipad_sdk.model.backbone import conv_stem_channels
-
-    total, channels_in, side = 0, 3, config.image_size
-    for channels in conv_stem_channels(width, patch):
-        side = (side + 1) // 2
-        total += 2 * side * side * channels_in * 9 * channels
-        channels_in = channels
-    return total + 2 * grid * grid * channels_in * width
 
 
 def estimate_images_per_second(flops: float, card: str, efficiency: float) -> float:

@@ -270,9 +270,9 @@ def _row(det: Any, model: str, precision: str, batch: int, size: int, flops: flo
 def throughput(out: Path, reps: int, compile_models: list[str], compile_batch: int) -> int:
     import torch
 
-    from benchmarks.flops import ipad_flops
     from ipad_sdk.metadata import read_bundle_config
     from ipad_sdk.model import build_ipad_clip, save_bundle
+    from ipad_sdk.model.flops import ipad_flops
 
     name = torch.cuda.get_device_name()
     skip_compile = compile_skip_reason()

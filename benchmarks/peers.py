@@ -8,7 +8,7 @@
 Methods: IPAD-CLIP (``train/train.py``) full and its 6 ablations, a U-Net, a FreqNet-like
 detector and a reconstruction anomaly baseline (``benchmarks/peer_methods/``), all on the same fixed
 subsets, input size and number of passes, 3 seeds each, scored by the same metric code
-(``train.train.evaluation_metrics`` / ``ipad_sdk.metrics``). Each (table, method, seed) run writes
+(``train.evaluation``). Each (table, method, seed) run writes
 ``RUNS/<budget>/<table>/<method>/seed<k>.json`` atomically when it finishes; a rerun skips it.
 The dataset is built with ``train/make_dataset.py`` when ``--data`` is missing. Writes
 ``benchmarks/results/peers.json`` and ``peers.md`` (``peers-paper.*`` with ``--paper``).

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ray
 
-from ipad_sdk.batch import discover
+from ipad_sdk.discover import discover
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.integrations.ray import detect_files
 

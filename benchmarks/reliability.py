@@ -1,4 +1,4 @@
-"""Reliability: run the bad-input corpus (tests/corpus/make_corpus.py) and a fixed-seed batch of
+"""Reliability: run the bad-input corpus (benchmarks/corpus.py) and a fixed-seed batch of
 byte mutations of small valid images outside pytest, and count the outcomes.
 
     python benchmarks/reliability.py [--out benchmarks/results] [--mutations 2000] [--seed 0]
@@ -13,7 +13,7 @@ repository's exporters; output cases run ``ipad detect`` into an --out folder it
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make `tests` and `export` importable
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     import sys
     from pathlib import Path as _Path
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import corpus as mc
 from ipad_sdk.errors import InputError
 from ipad_sdk.io import describe, load_image
-from tests.corpus import make_corpus as mc
 
 
 def run_corpus(root: Path, sources: mc.Sources) -> list[dict[str, Any]]:

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.flops import ipad_flops
 from ipad_sdk.detector import open_backend
 from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.model.flops import ipad_flops
 from ipad_sdk.preprocess import preprocess_batch
 
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = measure_memory(files, max(args.batch), args.device, args.threads)
     e2e = []
     if args.e2e is not None:
-        from ipad_sdk.batch import discover
+        from ipad_sdk.discover import discover
 
         photos = discover([args.e2e])[: args.e2e_images]
         e2e = measure_e2e(files, photos, max(args.batch), args.device, args.threads)

@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmarks.accuracy import TABLE1, evaluate
+from benchmarks.accuracy import evaluate
 from ipad_sdk import Detector
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.tiling import TilingSpec
 from train.dataset import read_manifest
+from train.evaluation import TABLE1
 
 DEFAULT_VARIANTS = (
     "off",

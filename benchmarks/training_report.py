@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.accuracy import TABLE1
 from ipad_sdk.fileio import atomic_write_bytes
+from train.evaluation import TABLE1
 
 CLASSES = ("ghosting", "flare", "moire")
 

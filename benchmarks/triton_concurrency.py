@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ipad_sdk import Detector
-from ipad_sdk.batch import discover
+from ipad_sdk.discover import discover
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.integrations.triton import connect, infer
 

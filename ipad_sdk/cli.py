@@ -108,12 +108,52 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--pretrained", help="open_clip tag or local CLIP checkpoint file")
     create.add_argument("--image-size", type=int, help="input size (multiple of the patch size)")
     create.add_argument("--seed", type=int, default=0)
+    _add_tool_parsers(sub)
     return parser
 
 
+def _add_tool_parsers(sub: Any) -> None:
+    """``ipad export onnx|trt|triton-repo``, ``ipad serve`` and ``ipad ray``: each runs its
+    module's run function, which imports the heavy runtime (torch, onnx, TensorRT, Ray, PyTriton)
+    itself."""
+    from .export import onnx, triton_repo, trt
+    from .integrations import commands
+
+    export = sub.add_parser(
+        "export", help="export a model: ONNX, TensorRT engine, Triton model repository",
+        description="Export a model for other runtimes and servers (needs the 'export' extra; "
+        "'trt' needs TensorRT: the 'trt' extra or full TensorRT).",
+    )  # fmt: skip
+    formats = export.add_subparsers(dest="format", required=True)
+    tools = [
+        ("onnx", onnx, "export a .safetensors bundle to ONNX (FP32, FP16, INT8), checked against "
+         "the PyTorch model"),
+        ("trt", trt, "build a TensorRT engine plan and its .json sidecar from an ONNX export"),
+        ("triton-repo", triton_repo, "write a Triton Inference Server model repository for an "
+         ".onnx file or a TensorRT plan"),
+    ]  # fmt: skip
+    for name, module, summary in tools:
+        tool = formats.add_parser(name, help=summary, description=module.__doc__.split("\n")[0])
+        module.add_arguments(tool)
+        tool.set_defaults(run=module.run)
+    serve = sub.add_parser(
+        "serve", help="serve a model over HTTP/gRPC with PyTriton (Triton Inference Server)",
+        description=commands.SERVE_DESCRIPTION,
+    )  # fmt: skip
+    commands.add_serve_arguments(serve)
+    serve.set_defaults(run=commands.run_serve)
+    ray = sub.add_parser(
+        "ray", help="detect artifacts in images and folders on a Ray cluster",
+        description=commands.RAY_DESCRIPTION,
+    )  # fmt: skip
+    commands.add_ray_arguments(ray)
+    ray.set_defaults(run=commands.run_ray)
+
+
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .batch import discover, run_batch
+    from .batch import run_batch
     from .detector import default_model_path
+    from .discover import discover
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
@@ -176,7 +216,7 @@ def _open_detector(args: argparse.Namespace, model: str | os.PathLike[str], **op
 
 def _image_folder(folder: Path, option: str) -> list[Path]:
     """The image files below ``folder`` (``--clean``/``--artifacts``); none is a usage error."""
-    from .batch import discover
+    from .discover import discover
 
     if not folder.is_dir():
         raise UsageError(f"{option} {folder}: not a folder")
@@ -300,8 +340,21 @@ def _cmd_create_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_tool(args: argparse.Namespace) -> int:
+    """A tool subcommand (``args.run``); files it cannot read or write and values it refuses are
+    errors (exit 2), reported with the message naming them."""
+    try:
+        return args.run(args)
+    except IpadError:
+        raise
+    except (OSError, ValueError) as exc:
+        print(f"ipad {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 _COMMANDS = {"detect": _cmd_detect, "calibrate": _cmd_calibrate, "info": _cmd_info,
-             "create-bundle": _cmd_create_bundle}  # fmt: skip
+             "create-bundle": _cmd_create_bundle, "export": _cmd_tool, "serve": _cmd_tool,
+             "ray": _cmd_tool}  # fmt: skip
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:

@@ -487,7 +487,7 @@ def read_exported_metadata(
     if meta.get(FORMAT_KEY) != format_name or CONFIG_KEY not in meta:
         raise ModelError(
             f"{source}: not an ipad-sdk {format_name} file (metadata '{FORMAT_KEY}' is "
-            f"{meta.get(FORMAT_KEY)!r}); export one with export/export_onnx.py"
+            f"{meta.get(FORMAT_KEY)!r}); export one with ipad export onnx"
         )
     version = meta.get("format_version", "")
     if not re.fullmatch("[0-9]{1,6}", version) or not 1 <= int(version) <= FORMAT_VERSION:
@@ -541,7 +541,7 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
     except FileNotFoundError:
         raise ModelError(
             f"{name}: its metadata sidecar {sidecar} is missing; keep the .json written by "
-            "export/build_trt.py beside the plan (or rebuild the engine)"
+            "ipad export trt beside the plan (or rebuild the engine)"
         ) from None
     except OSError as exc:
         raise ModelError(f"{sidecar}: unreadable engine metadata: {exc}") from None
@@ -564,12 +564,12 @@ def read_engine_metadata(plan: str | os.PathLike[str]) -> tuple[ModelConfig, dic
     if size != info.get("plan_bytes"):
         raise ModelError(
             f"{name}: the plan is {size} bytes but was built as {info.get('plan_bytes')} "
-            "(truncated or replaced); rebuild the engine with export/build_trt.py"
+            "(truncated or replaced); rebuild the engine with ipad export trt"
         )
     if file_sha256(name) != info.get("plan_sha256"):
         raise ModelError(
             f"{name}: the plan's SHA-256 does not match its sidecar (corrupt or replaced); "
-            "rebuild the engine with export/build_trt.py"
+            "rebuild the engine with ipad export trt"
         )
     return config, meta
 

@@ -97,7 +97,7 @@ def test_same_flags_whatever_the_batch_size_and_thread_count(tiny_bundle, folder
 
 def test_calibrates_an_onnx_file_in_place(tiny_bundle, folders, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
 
     model = export_onnx(tiny_bundle, tmp_path / "m.onnx")
     assert main(["calibrate", str(model), "--clean", str(tmp_path / "clean"), "--fpr", "0.25",

@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from ipad_sdk import Detector, __version__
-from ipad_sdk.batch import JOURNAL_NAME, ResumeError, discover, output_keys, run_batch
+from ipad_sdk.batch import JOURNAL_NAME, ResumeError, output_keys, run_batch
 from ipad_sdk.cli import main
+from ipad_sdk.discover import discover
 from ipad_sdk.fileio import NAME_MAX, fit_name
 from ipad_sdk.visualize import colorize
 

@@ -86,8 +86,8 @@ def test_export_folds_batch_norm_and_matches_pytorch(tmp_path: Path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxslim")
-    from export import export_onnx as ex
     from ipad_sdk.backends.onnx_backend import OnnxBackend
+    from ipad_sdk.export import onnx as ex
 
     model = _trained_like()
     bundle = save_bundle(model, tmp_path / "conv.safetensors")

@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/corpus/make_corpus.py): every case gives a clear SDK error naming the
+"""The bad-input corpus (benchmarks/corpus.py): every case gives a clear SDK error naming the
 input and matching the case's pattern, or a correct result; never another exception, a hang or a
 silent wrong answer. Model cases damage files the repository's own exporters write."""
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import ImageFile
 
+from benchmarks import corpus as mc
 from ipad_sdk.errors import InputError
 from ipad_sdk.io import load_image
-from tests.corpus import make_corpus as mc
 
 #: Cases that show a real SDK bug today: strict xfails, so a fix makes them fail until removed.
 KNOWN_BUGS = {

@@ -273,8 +273,8 @@ def engine(request, tmp_path_factory) -> Path:
     """A real TensorRT-for-RTX engine (SM86, built without a GPU) and its sidecar."""
     for module in ("tensorrt_rtx", "onnx", "onnxslim", "torch"):
         pytest.importorskip(module)
-    from export.build_trt import build_engine
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
+    from ipad_sdk.export.trt import build_engine
 
     tiny_bundle = request.getfixturevalue("tiny_bundle")  # needs torch: after the skips
     out = tmp_path_factory.mktemp("cpp_engine")

@@ -384,7 +384,7 @@ def test_classes_and_config(detector):
 def _backend_files(tiny_bundle, tmp_path):
     files = [tiny_bundle]
     try:
-        from export.export_onnx import export_onnx
+        from ipad_sdk.export.onnx import export_onnx
 
         files.append(export_onnx(tiny_bundle, tmp_path / "tiny.onnx"))
     except ImportError:  # the export extra is not installed: PyTorch only

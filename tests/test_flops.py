@@ -1,4 +1,4 @@
-"""benchmarks/flops.py's analytic FLOP count against PyTorch's FlopCounterMode on real models."""
+"""The analytic FLOP count (ipad_sdk.model.flops) against PyTorch's FlopCounterMode, real models."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks.flops import FP16_TENSOR_PEAK_TFLOPS, estimate_images_per_second, ipad_flops  # noqa: E402
+from benchmarks.flops import FP16_TENSOR_PEAK_TFLOPS, estimate_images_per_second  # noqa: E402
 from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip  # noqa: E402
+from ipad_sdk.model.flops import ipad_flops  # noqa: E402
 
 
 def _counted(model, size: int) -> int:

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
+from benchmarks import corpus as mc
 from ipad_sdk.errors import InputError, ModelError
 from ipad_sdk.io import describe, load_image
 from ipad_sdk.metadata import ModelConfig
-from tests.corpus import make_corpus as mc
 
 #: No warning may escape load_image: under `python -W error` it would be a non-InputError crash.
 pytestmark = pytest.mark.filterwarnings("error")

@@ -16,7 +16,6 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxslim")
 torch = pytest.importorskip("torch")
 
-from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
 from ipad_sdk.backends import onnx_backend  # noqa: E402
 from ipad_sdk.backends.onnx_backend import (  # noqa: E402
@@ -25,6 +24,7 @@ from ipad_sdk.backends.onnx_backend import (  # noqa: E402
     graph_precision,
     tensorrt_cache_dir,
 )
+from ipad_sdk.export import onnx as ex  # noqa: E402
 from ipad_sdk.metadata import ModelConfig, read_bundle_config  # noqa: E402
 from ipad_sdk.model import load_bundle  # noqa: E402
 from ipad_sdk.preprocess import preprocess_batch  # noqa: E402

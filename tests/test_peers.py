@@ -33,8 +33,8 @@ from benchmarks.peer_methods.runs import (
 from ipad_sdk.detector import default_model_path
 from ipad_sdk.model import TINY_BACKBONE, build_ipad_clip, load_bundle
 from tests.test_dataset import build_fake_dataset, fake_synthesize
+from train.evaluation import evaluation_metrics
 from train.losses import ipad_loss
-from train.train import evaluation_metrics
 
 K = 4  # clean + 3 artifacts
 ROUTES = {"ghosting": ("segment", "pasted"), "flare": ("physical", "pattern"),

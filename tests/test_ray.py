@@ -14,7 +14,8 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data internals
 
 from ipad_sdk import Detector  # noqa: E402
-from ipad_sdk.batch import PROVENANCE_KEYS, discover, run_batch  # noqa: E402
+from ipad_sdk.batch import PROVENANCE_KEYS, run_batch  # noqa: E402
+from ipad_sdk.discover import discover  # noqa: E402
 from ipad_sdk.integrations.ray import DetectBatch, detect_files, write_outputs  # noqa: E402
 
 

@@ -20,7 +20,7 @@ def config(tmp_path):
 
 
 def _record(monkeypatch, fetch_rc=0):
-    import export.export_onnx as export_onnx
+    import ipad_sdk.export.onnx as export_onnx
 
     calls = []
 

@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxslim")
 
 from benchmarks import throughput  # noqa: E402
-from export.export_onnx import export_onnx  # noqa: E402
+from ipad_sdk.export.onnx import export_onnx  # noqa: E402
 
 
 def test_report_rows_and_ratios(tiny_bundle, tmp_path):

@@ -15,8 +15,9 @@ from ipad_sdk import Detector
 from ipad_sdk.model import TINY_BACKBONE
 from tests.test_dataset import build_fake_dataset
 from train.dataset import read_manifest
+from train.evaluation import evaluation_metrics
 from train.losses import dice_loss, focal_loss, ipad_loss, pixel_targets
-from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics, lr_factor
+from train.train import ABLATIONS, TrainConfig, Trainer, lr_factor
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ import pytest
 from PIL import Image
 
 from ipad_sdk import Detector, ModelError
-from ipad_sdk.batch import PROVENANCE_KEYS, discover, run_batch
+from ipad_sdk.batch import PROVENANCE_KEYS, run_batch
+from ipad_sdk.discover import discover
 from ipad_sdk.integrations.triton import detect_bytes, encode, python_library_env
 from ipad_sdk.metadata import read_bundle_config
 
@@ -101,7 +102,7 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnxslim")
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
 
     return export_onnx(tiny_bundle, tmp_path_factory.mktemp("triton_onnx") / "tiny.onnx")
 
@@ -213,7 +214,7 @@ def pytriton_server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def repo_server(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
     """The repository written by triton_repo, served by the wheel's tritonserver."""
-    from export.triton_repo import write_repository
+    from ipad_sdk.export.triton_repo import write_repository
 
     tmp = tmp_path_factory.mktemp("repo_server")
     repo = tmp / "repo"
@@ -291,6 +292,23 @@ def test_pytriton_server_matches_local_detector(pytriton_server, local, photos, 
 
 
 @needs_triton
+def test_ipad_serve_is_the_pytriton_server(tiny_onnx, local, photos, tmp_path):
+    """``ipad serve`` (the console script of the Triton venv) serves like the module's command and
+    stops on SIGTERM with its whole process group."""
+    ports = _free_ports(2)
+    argv = [str(TRITON_PYTHON.parent / "ipad"), "serve", "--model", str(tiny_onnx),
+            "--http-port", str(ports[0]), "--grpc-port", str(ports[1]), "--max-batch", "4",
+            "--threads", "1"]  # fmt: skip
+    server = Server(argv, _triton_env(), tmp_path / "log", ports)
+    try:
+        server.wait_ready()
+        got = _query(server, "http", photos, tmp_path / "out")
+    finally:
+        server.stop()
+    _assert_same_as_local(local, tmp_path / "out", got)
+
+
+@needs_triton
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_repository_served_by_tritonserver(repo_server, local, photos, tmp_path, protocol):
     got = _query(repo_server, protocol, photos, tmp_path)
@@ -334,8 +352,8 @@ def engines(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     relabelled as a full TensorRT build: Triton refuses RTX plans; the structure is tested."""
     pytest.importorskip("tensorrt_rtx")
     pytest.importorskip("onnxslim")
-    from export.build_trt import build_engine
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
+    from ipad_sdk.export.trt import build_engine
 
     tmp = tmp_path_factory.mktemp("triton_plan")
     fp16 = export_onnx(tiny_bundle, tmp / "tiny.fp16.onnx", fp16=True)
@@ -351,7 +369,7 @@ def engines(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @needs_triton
 def test_repository_structure(tiny_onnx, engines, tiny_bundle, tmp_path):
-    from export.triton_repo import BLS_SOURCE, write_repository
+    from ipad_sdk.export.triton_repo import BLS_SOURCE, write_repository
     from ipad_sdk.integrations.triton import read_model_metadata
 
     config = read_bundle_config(tiny_bundle)
@@ -386,7 +404,7 @@ def test_repository_structure(tiny_onnx, engines, tiny_bundle, tmp_path):
 def test_bad_models_are_refused_naming_the_file(tiny_onnx, tiny_bundle, tmp_path):
     import onnx
 
-    from export.triton_repo import write_repository
+    from ipad_sdk.export.triton_repo import write_repository
 
     out = tmp_path / "repo"
     cases = {"missing.onnx": "missing.onnx: model file not found"}
@@ -418,7 +436,7 @@ def test_bad_models_are_refused_naming_the_file(tiny_onnx, tiny_bundle, tmp_path
 
 
 def test_bad_plans_and_options_are_refused(engines, tmp_path):
-    from export.triton_repo import main, write_repository
+    from ipad_sdk.export.triton_repo import main, write_repository
 
     out = tmp_path / "repo"
     with pytest.raises(ModelError, match=r"rtx.plan: built with tensorrt-rtx .*--flavour full"):
@@ -441,7 +459,7 @@ def test_bad_plans_and_options_are_refused(engines, tmp_path):
 
 
 def test_writing_is_atomic_and_refuses_a_non_empty_folder(tiny_onnx, tmp_path, monkeypatch, capsys):
-    from export import triton_repo
+    from ipad_sdk.export import triton_repo
 
     out = tmp_path / "repo"
     out.mkdir()
@@ -462,6 +480,22 @@ def test_writing_is_atomic_and_refuses_a_non_empty_folder(tiny_onnx, tmp_path, m
     assert triton_repo.main([str(tiny_onnx), "--out", str(out), "--force"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["ipad", "ipad_detect"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+
+
+def test_ipad_export_triton_repo(tiny_onnx, tmp_path, capsys):
+    from ipad_sdk.cli import main
+
+    out = tmp_path / "repo"
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out), "--name", "m",
+                 "--max-batch", "4"]) == 0  # fmt: skip
+    assert f"wrote {out}: m (onnxruntime_onnx) and m_detect" in capsys.readouterr().out
+    assert "max_batch_size: 4" in (out / "m" / "config.pbtxt").read_text()
+    assert (out / "m" / "1" / "model.onnx").read_bytes() == tiny_onnx.read_bytes()
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out)]) == 2
+    assert "ipad export: error: " in capsys.readouterr().err
+    assert main(["export", "triton-repo", str(tiny_onnx), "--out", str(out), "--name", "a b",
+                 "--force"]) == 2  # fmt: skip
+    assert "--name must be letters, digits" in capsys.readouterr().err
 
 
 def test_detect_bytes_is_the_detector(detector, tiny_bundle):

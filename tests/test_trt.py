@@ -19,8 +19,6 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxslim")
 pytest.importorskip("cuda.bindings")
 
-from export import build_trt as bt  # noqa: E402
-from export import export_onnx as ex  # noqa: E402
 from ipad_sdk import Detector, ModelError  # noqa: E402
 from ipad_sdk.backends import trt_backend  # noqa: E402
 from ipad_sdk.backends.trt_backend import (  # noqa: E402
@@ -30,6 +28,8 @@ from ipad_sdk.backends.trt_backend import (  # noqa: E402
     cuda_device_index,
 )
 from ipad_sdk.errors import BackendUnavailable  # noqa: E402
+from ipad_sdk.export import onnx as ex  # noqa: E402
+from ipad_sdk.export import trt as bt  # noqa: E402
 from ipad_sdk.metadata import read_bundle_config, read_engine_metadata  # noqa: E402
 from tests.fake_cudart import FakeCudart  # noqa: E402
 
@@ -190,6 +190,22 @@ def test_build_script(onnx_files, tmp_path, capsys):
     assert "target SM 86" in out and "layernorm" in out
     assert read_engine_metadata(tmp_path / "e.plan")[1]["tensorrt"]["profile"]["max"] == 2
     assert bt.main([str(onnx_files["fp16"]), "--out", str(tmp_path / "f.plan"), "--quiet"]) == 2
+
+
+def test_ipad_export_trt_builds_an_sm86_plan(onnx_files, tiny_bundle, tmp_path, capsys):
+    from ipad_sdk.cli import main
+
+    plan = tmp_path / "cli.plan"
+    assert main(["export", "trt", str(onnx_files["fp16"]), "--out", str(plan), "--sm", "86",
+                 "--batch", "1:2:4", "--quiet"]) == 0  # fmt: skip
+    assert f"wrote {plan}" in capsys.readouterr().out
+    config, meta = read_engine_metadata(plan)
+    info = meta["tensorrt"]
+    assert (info["flavour"], info["target_sm"]) == ("tensorrt-rtx", "86")
+    assert info["profile"] == {"min": 1, "opt": 2, "max": 4}
+    assert meta["precision"] == "fp16" and config == read_bundle_config(tiny_bundle)
+    assert main(["export", "trt", str(onnx_files["fp16"]), "--out", str(plan), "--quiet"]) == 2
+    assert "ipad export: error: TensorRT for RTX builds ahead of time" in capsys.readouterr().err
 
 
 # -- loading --------------------------------------------------------------------------------------

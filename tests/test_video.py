@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from ipad_sdk import Detector
-from ipad_sdk.batch import discover, run_batch
+from ipad_sdk.batch import run_batch
 from ipad_sdk.cli import main
+from ipad_sdk.discover import discover
 from ipad_sdk.errors import BackendUnavailable, InputError
 from ipad_sdk.video import iter_frames
 

@@ -81,8 +81,8 @@ def calibrate_on_clean_images(
 ) -> dict[str, Any]:
     """The image threshold at ``image_fpr`` on a folder of clean photos (the model's pixel
     threshold is kept), and the share of them it flags."""
-    from ipad_sdk.batch import discover
     from ipad_sdk.calibrate import score_files
+    from ipad_sdk.discover import discover
 
     paths = discover([folder])
     if not paths:

@@ -22,10 +22,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.accuracy import TABLE1
-from benchmarks.flops import ipad_flops
 from ipad_sdk.fileio import atomic_write_bytes, file_sha256
 from ipad_sdk.metadata import read_bundle_config
+from ipad_sdk.model.flops import ipad_flops
+from train.evaluation import TABLE1
 
 
 def _pct(value: float) -> str:

@@ -9,7 +9,7 @@ ONNX export, for each phase, every step resumable (a rerun continues where a kil
    scale of real captures as users upload them) from those photos and ``--clean``, with hard
    negatives (the second phase: and night scenes);
 3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch);
-4. ``export/export_onnx.py``: FP32 and INT8 ONNX beside the bundle, with the parity check.
+4. ``ipad export onnx``: FP32 and INT8 ONNX beside the bundle, with the parity check.
 
 The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random init (about 1.3 h
 on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         times[f"{name}/train"] = time.perf_counter() - tic
 
         tic = time.perf_counter()
-        from export import export_onnx
+        from ipad_sdk.export import onnx as export_onnx
 
         bundle = Path(cfg.out) / "model.safetensors"
         exported = export_onnx.main([str(bundle), "--out", str(Path(cfg.out) / "onnx"), "--int8"])

@@ -41,13 +41,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from ipad_sdk import metrics
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.metadata import DEFAULT_CLASSES
 from ipad_sdk.model import IpadClip, model_config, save_bundle
 from ipad_sdk.model.backbone import create_clip, import_open_clip
 from ipad_sdk.model.network import random_anchors
 from train.dataset import IpadDataset, random_flip_crop
+from train.evaluation import evaluation_metrics
 from train.losses import ipad_loss
 from train.prompts import PromptLearner
 
@@ -477,29 +477,6 @@ class Trainer:
                                **self.cfg.calibrate)  # fmt: skip
             write_calibrated(bundle, bundle, report)
             atomic_write_bytes(self.out / "calibration.json", json.dumps(report).encode())
-
-
-def evaluation_metrics(
-    class_probs: np.ndarray,
-    artifact_maps: np.ndarray,
-    labels: np.ndarray,
-    masks: np.ndarray,
-    classes: tuple[str, ...],
-) -> dict[str, Any]:
-    """The paper's metrics: image (C-) and pixel (S-) AUROC/AP/F1-max, AUPRO, per class, and the
-    selection ``score`` = mean of image AUROC and pixel AUPRO (NaN counted as 0)."""
-    image = metrics.image_metrics(1.0 - class_probs[:, 0], (labels != 0).astype(int))
-    pixel = metrics.pixel_metrics(artifact_maps, masks)
-    per_class = metrics.per_class_image_metrics(class_probs, labels, classes)
-    accuracy = float((class_probs.argmax(1) == labels).mean())
-
-    def _num(v: float) -> float:
-        return 0.0 if v != v else v  # NaN -> 0
-
-    return {
-        "image": image, "pixel": pixel, "per_class": per_class, "accuracy": accuracy,
-        "score": (_num(image["auroc"]) + _num(pixel["aupro"])) / 2,
-    }  # fmt: skip
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:

@@ -26,14 +26,14 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from ipad_sdk import metrics
 from ipad_sdk.detector import default_model_path
 from ipad_sdk.metadata import DEFAULT_CLASSES, ModelConfig
 from ipad_sdk.model import IpadClip, build_ipad_clip, load_bundle, model_config
 from ipad_sdk.model.backbone import clip_config_for
 from train.dataset import random_flip_crop, read_manifest
+from train.evaluation import evaluation_metrics, pixel_metrics
 from train.losses import ipad_loss
-from train.train import ABLATIONS, TrainConfig, Trainer, evaluation_metrics, lr_factor
+from train.train import ABLATIONS, TrainConfig, Trainer, lr_factor
 
 from .data import SubsetDataset, in_family, stratified
 from .models import FreqNet, Reconstructor, UNet, anomaly_contract, contract, cosine_distance
@@ -366,7 +366,7 @@ def score(
     for k, name in enumerate(DEFAULT_CLASSES[1:], start=1):
         keep = (labels == k) | (labels == 0)
         if (labels == k).any():
-            result["per_class_pixel"][name] = metrics.pixel_metrics(maps[keep], masks[keep])
+            result["per_class_pixel"][name] = pixel_metrics(maps[keep], masks[keep])
     return result
 
 

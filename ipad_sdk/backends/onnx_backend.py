@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: runs an ``.onnx`` file written by ``export/export_onnx.py``.
+"""ONNX Runtime backend: runs an ``.onnx`` file written by ``ipad export onnx``.
 
 Execution providers are tried in the order TensorRT -> CUDA -> CPU among those installed (or as
 given). ``onnxruntime-gpu`` lists GPU providers even where they cannot load and then silently runs

@@ -1,4 +1,4 @@
-"""TensorRT backend: runs an engine plan built by ``export/build_trt.py`` (TensorRT for RTX or full
+"""TensorRT backend: runs an engine plan built by ``ipad export trt`` (TensorRT for RTX or full
 TensorRT 10/11), with buffers from cuda-bindings (``cuda.bindings``; no torch needed).
 
 Before anything touches the GPU, the plan is checked against its sidecar (size, SHA-256, TensorRT
@@ -164,7 +164,7 @@ class TensorRTBackend:
             raise ModelError(
                 f"{name}: built with {info['flavour']} {info['version']} but {trt.__version__} "
                 "is installed; engines are tied to the TensorRT version: rebuild the engine with "
-                "export/build_trt.py"
+                "ipad export trt"
             )
         index = cuda_device_index(device)
         cuda = _Cuda(_import_cudart())
@@ -178,7 +178,7 @@ class TensorRTBackend:
         if engine is None:
             raise ModelError(
                 f"{name}: TensorRT could not deserialise the plan (see its log above); rebuild "
-                "the engine for this GPU and TensorRT version with export/build_trt.py"
+                "the engine for this GPU and TensorRT version with ipad export trt"
             )
         self.engine = engine
         problems = binding_problems(self._engine_io(), info.get("io", {}), self.config)
@@ -212,10 +212,10 @@ class TensorRTBackend:
             rtx = info["flavour"] == "tensorrt-rtx"
             if rtx and not hasattr(trt.ComputeCapability, f"SM{here}"):
                 fix = (f"TensorRT for RTX has no SM{here} target (Hopper and other datacenter GPUs "
-                       "are not RTX targets): build with full TensorRT on this GPU: python "
-                       "export/build_trt.py MODEL.fp16.onnx --flavour full")  # fmt: skip
+                       "are not RTX targets): build with full TensorRT on this GPU: "
+                       "ipad export trt MODEL.fp16.onnx --flavour full")  # fmt: skip
             else:
-                fix = ("rebuild the engine for this GPU: python export/build_trt.py "
+                fix = ("rebuild the engine for this GPU: ipad export trt "
                        f"MODEL.fp16.onnx --sm {here}")  # fmt: skip
             raise ModelError(
                 f"{name}: engine built for SM{target}, but cuda:{index} ({gpu}) is SM{here}; {fix}"

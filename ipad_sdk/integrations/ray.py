@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..batch import check_out_dir, discover
+    from ..batch import check_out_dir
+    from ..discover import discover
 
     check_out_dir(args.out)  # before any work
     ray = _import_ray()

@@ -268,7 +268,7 @@ def _write_query_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..batch import discover
+    from ..discover import discover
 
     parser = argparse.ArgumentParser(description="ipad on Triton Inference Server")
     sub = parser.add_subparsers(dest="command", required=True)

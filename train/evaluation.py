@@ -1,4 +1,6 @@
-"""Evaluation metrics: image-level and pixel-level AUROC, AP, F1-max, and AUPRO.
+"""Evaluation metrics of training and the benchmarks: the paper's image-level (C-) and
+pixel-level (S-) AUROC, AP, F1-max and AUPRO, its Table 1 (:data:`TABLE1`) and the selection score
+of training (:func:`evaluation_metrics`). Not shipped with the SDK: inference needs none of it.
 
 Every curve is exact: one point per distinct score value, all samples with an equal score form a
 single threshold step (a sample is predicted positive when ``score >= t``). No threshold grid.
@@ -20,7 +22,7 @@ negatives), F1-max needs positives; AUPRO needs at least one ground-truth region
 negative pixel. Unusable inputs (NaN scores, shape mismatches, non-binary labels, no samples)
 raise :class:`ipad_sdk.errors.InputError`, a ``ValueError``.
 
-Why hand-written rather than scikit-learn: the SDK depends on numpy only (scipy is imported lazily,
+Why hand-written rather than scikit-learn: it needs numpy only (scipy is imported lazily,
 for the connected components of :func:`aupro` and :func:`pixel_metrics`), and the pixel metrics
 must handle ~10^8 pixels in a few GB. Pixel scores are therefore packed with their region id into
 one ``uint64`` key per pixel (monotone float32 bit pattern in the high 32 bits, region id in the low
@@ -41,18 +43,25 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ipad_sdk.errors import InputError
 
 __all__ = [
+    "TABLE1",
     "aupro",
     "auroc",
     "average_precision",
+    "evaluation_metrics",
     "f1_max",
     "image_metrics",
     "per_class_image_metrics",
     "pixel_metrics",
     "pro_curve",
 ]
+
+#: The paper's Table 1: (column, report level, metric key) of every headline metric.
+TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
+          ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
+          ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
 
 _CHUNK = 1 << 22  # samples per sweep step: bounds the temporaries to ~200 MB
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -434,3 +443,26 @@ def pixel_metrics(maps: Any, masks: Any, fpr_limit: float = 0.3) -> dict[str, fl
         if defined:
             area.update(fp / px.n_neg, pro)
     return {**binary.result(), "aupro": area.result() if defined else float("nan")}
+
+
+def evaluation_metrics(
+    class_probs: np.ndarray,
+    artifact_maps: np.ndarray,
+    labels: np.ndarray,
+    masks: np.ndarray,
+    classes: tuple[str, ...],
+) -> dict[str, Any]:
+    """The paper's metrics: image (C-) and pixel (S-) AUROC/AP/F1-max, AUPRO, per class, and the
+    selection ``score`` = mean of image AUROC and pixel AUPRO (NaN counted as 0)."""
+    image = image_metrics(1.0 - class_probs[:, 0], (labels != 0).astype(int))
+    pixel = pixel_metrics(artifact_maps, masks)
+    per_class = per_class_image_metrics(class_probs, labels, classes)
+    accuracy = float((class_probs.argmax(1) == labels).mean())
+
+    def _num(v: float) -> float:
+        return 0.0 if v != v else v  # NaN -> 0
+
+    return {
+        "image": image, "pixel": pixel, "per_class": per_class, "accuracy": accuracy,
+        "score": (_num(image["auroc"]) + _num(pixel["aupro"])) / 2,
+    }  # fmt: skip

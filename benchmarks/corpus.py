@@ -1,9 +1,9 @@
 """Generate the bad-input corpus: damaged, extreme and odd images and model files.
 
 Nothing binary is committed: every case is built here from small synthetic images and from model
-files that the repository's own exporters write. ``python tests/corpus/make_corpus.py --out DIR``
-writes the files and ``DIR/manifest.json``; ``tests/test_corpus.py`` and
-``benchmarks/reliability.py`` import the case list and :func:`evaluate`.
+files that the SDK's own exporters write. ``python benchmarks/corpus.py --out DIR`` writes the
+files and ``DIR/manifest.json``; ``benchmarks/reliability.py``, ``tests/test_corpus.py`` and
+``tests/test_fuzz.py`` import the case list and :func:`evaluate`.
 
 A case is a file (``kind`` ``image`` or ``model``) or an in-memory object (``memory``, built by a
 generator function). ``expect`` is the correct behaviour: ``"error"`` (an SDK error naming the
@@ -2292,13 +2292,13 @@ def make_sources(out: Path) -> Sources:
 
 def sources_from_bundle(bundle: Path, out: Path) -> Sources:
     """Export ``bundle`` to ONNX and, where TensorRT for RTX is installed, an SM86 plan."""
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
 
     onnx_path = export_onnx(bundle, out / "tiny.onnx")
     try:
         import tensorrt_rtx  # noqa: F401
 
-        from export.build_trt import build_engine
+        from ipad_sdk.export.trt import build_engine
     except ImportError:
         return Sources(bundle, onnx_path)
     fp16 = export_onnx(bundle, out / "tiny.fp16.onnx", fp16=True)
@@ -2319,7 +2319,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     raise SystemExit(main())
