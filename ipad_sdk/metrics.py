@@ -88,7 +88,8 @@ def _binary(values: Any, name: str) -> np.ndarray:
             f"{name}: must be binary (bool or 0/1), found {int(bad.sum())} other value(s) such "
             f"as {example!r}; threshold it first (e.g. mask > 0)"
         )
-    return arr != 0
+    binary: np.ndarray = arr != 0
+    return binary
 
 
 def _image_inputs(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -370,7 +371,9 @@ class _SortedPixels:
 
 def _monotone_bits(scores: np.ndarray) -> np.ndarray:
     """uint32 whose unsigned order is the float32 order of ``scores`` (equal floats, equal bits)."""
-    bits = (scores.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # + 0 turns -0 into +0
+    bits: np.ndarray = (scores.astype(np.float32) + np.float32(0.0)).view(
+        np.uint32
+    )  # + 0 turns -0 into +0
     # negative floats: flip all bits; positive floats: set the sign bit
     bits ^= (np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000)
     return bits

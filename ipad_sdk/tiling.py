@@ -159,7 +159,8 @@ def combine_scores(global_probs: np.ndarray, tile_probs: np.ndarray, rule: str) 
         return global_probs
     top = tile_probs[int(np.argmin(tile_probs[:, 0]))]  # the tile most likely to be an artifact
     if rule == "mean":
-        return (global_probs + top) / 2.0
+        mean: np.ndarray = (global_probs + top) / 2.0
+        return mean
     if rule == "max":
         return top if top[0] < global_probs[0] else global_probs
     raise ValueError(f"image_rule must be one of {IMAGE_RULES}, got {rule!r}")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..metadata import INPUT_NAME, ONNX_FORMAT_NAME, OUTPUT_NAMES, read_exported_metadata
 
@@ -247,14 +248,12 @@ class OnnxBackend:
             log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dtype = np.uint8 if self.input_format == "uint8" else np.float32
-        batch = np.ascontiguousarray(batch, dtype=dtype)
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
         if self.batch is None:
-            return self._run(batch)
-        parts = [
-            self._run_fixed(batch[i : i + self.batch]) for i in range(0, len(batch), self.batch)
-        ]
+            return self._run(host)
+        parts = [self._run_fixed(host[i : i + self.batch]) for i in range(0, len(host), self.batch)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_fixed(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,11 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor
 from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(device: str) -> str:
@@ -81,7 +85,7 @@ class TorchBackend:
             mode = "reduce-overhead" if self.device.startswith("cuda") else None
             self.model = torch.compile(self.model, mode=mode, fullgraph=True, dynamic=False)
 
-    def run(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         """``batch``: a numpy array, or a torch tensor already preprocessed on the device."""
         import torch
 
@@ -110,7 +114,7 @@ class TorchBackend:
             return (np.concatenate([c for c, _ in outputs]),
                     np.concatenate([p for _, p in outputs]))  # fmt: skip
 
-    def _forward(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         # copied to the host at once: a replayed CUDA graph reuses its output buffers
         class_probs, pixel_probs = self.model(images)
         return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()

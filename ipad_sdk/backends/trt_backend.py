@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..fileio import atomic_write_bytes
 from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, read_engine_metadata
@@ -275,16 +276,16 @@ class TensorRTBackend:
             self.device_ptr[tensor] = int(dev)
             self.context.set_tensor_address(tensor, int(dev))
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dtype = np.uint8 if self.input_format == "uint8" else np.float32
-        batch = np.ascontiguousarray(batch, dtype=dtype)
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
         parts = []
         with self._lock:
             if not self._buffers:
                 raise RuntimeError(f"{self.name} backend is closed")
             self._cuda("cudaSetDevice", self._cuda.rt.cudaSetDevice(self._index))
-            for chunk in batch_chunks(len(batch), self.max_batch):
-                parts.append(self._run_chunk(batch[chunk]))
+            for chunk in batch_chunks(len(host), self.max_batch):
+                parts.append(self._run_chunk(host[chunk]))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
