@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -53,7 +53,7 @@ class Result:
     source: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
-    ok = True  # a Failure (from Detector.stream) has ok False
+    ok: ClassVar[Literal[True]] = True  # a Failure (from Detector.stream) has ok False
 
     @classmethod
     def from_probs(
@@ -240,7 +240,7 @@ class Failure:
     source: str | None
     error: Exception
 
-    ok = False  # Result.ok is True: ``if item.ok`` tells the two apart
+    ok: ClassVar[Literal[False]] = False  # Result.ok is True: ``if item.ok`` tells them apart
 
     def to_dict(self) -> dict[str, Any]:
         """Summarise the failure as JSON-ready values.

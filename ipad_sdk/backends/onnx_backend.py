@@ -44,7 +44,7 @@ _UINT8, _INT8, _FLOAT16 = 2, 3, 10
 _GRAPH, _INITIALIZER, _DATA_TYPE = 7, 5, 2
 
 
-def _import_ort():
+def _import_ort() -> Any:
     try:
         import onnxruntime
     except ImportError:
@@ -259,6 +259,7 @@ class OnnxBackend:
     def _run_fixed(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pad a short chunk to the graph's fixed batch (repeating its last image), then trim."""
         n = len(chunk)
+        assert self.batch is not None  # called for graphs with a fixed batch only
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - n, axis=0)])
         class_probs, pixel_probs = self._run(padded)
         return class_probs[:n], pixel_probs[:n]

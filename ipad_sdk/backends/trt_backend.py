@@ -114,7 +114,7 @@ def _import_cudart() -> Any:
 def _cuda_bindings_version() -> str:
     from cuda import bindings
 
-    return bindings.__version__
+    return str(bindings.__version__)
 
 
 def _no_gpu_reason(rt: Any, err: Any) -> str:
@@ -122,7 +122,7 @@ def _no_gpu_reason(rt: Any, err: Any) -> str:
     if err == rt.cudaError_t.cudaSuccess:
         return "no CUDA device"
     if err != rt.cudaError_t.cudaErrorInsufficientDriver:
-        return err.name
+        return str(err.name)
     version = _cuda_bindings_version()
     major = int(version.split(".")[0])
     minimum = CUDA_DRIVER_MINIMUM.get(major, "?")
@@ -154,7 +154,7 @@ class TensorRTBackend:
     def __init__(self, path: str | os.PathLike[str], device: str = "auto") -> None:
         name = os.fspath(path)
         self._buffers: list[tuple[str, int]] = []
-        self.stream = None
+        self.stream: Any = None  # a cudaStream_t once created
         self._runtime_cache: Any = None
         self.config, self.metadata = read_engine_metadata(name)
         info = self.metadata["tensorrt"]
@@ -272,7 +272,7 @@ class TensorRTBackend:
             host = cuda("cudaMallocHost", rt.cudaMallocHost(nbytes))
             self._buffers.append(("host", int(host)))
             raw = (ctypes.c_byte * nbytes).from_address(int(host))
-            self.host[tensor] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+            self.host[tensor] = np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
             self.device_ptr[tensor] = int(dev)
             self.context.set_tensor_address(tensor, int(dev))
 
