@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -13,6 +13,9 @@ from PIL import Image
 from .metadata import ModelConfig
 from .regions import Region, find_regions
 from .thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from .io import ImageInput
 
 #: The stages a result's ``timings`` measures, in milliseconds per image.
 STAGES = ("decode", "preprocess", "inference", "postprocess")
@@ -198,7 +201,7 @@ class Result:
         """
         return json.dumps(self.to_dict())
 
-    def overlay(self, image: Any, alpha: float = 0.5) -> Image.Image:
+    def overlay(self, image: ImageInput, alpha: float = 0.5) -> Image.Image:
         """Draw the mask and its labelled regions on the image.
 
         Args:

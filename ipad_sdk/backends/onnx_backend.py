@@ -187,8 +187,9 @@ class OnnxBackend:
         self.precision = self.metadata["precision"]
         self._check_precision(name)
         if self.metadata["precision"] == "fp16" and session.get_providers() == [CPU_PROVIDER]:
-            # ORT's CPU graph optimiser has crashed (segfault) on FP16 transformer graphs at
-            # ORT_ENABLE_ALL (../docs/platform-notes.md); EXTENDED keeps the fusions that matter.
+            # ORT's CPU graph optimiser has crashed (segfault creating the session) on an FP16
+            # ViT-B-16 graph at ORT_ENABLE_ALL, onnxruntime 1.32; BASIC and EXTENDED worked
+            # (docs/deployment/onnx.md, "FP16 on the CPU"). EXTENDED keeps the fusions that matter.
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             session = ort.InferenceSession(name, options, providers=[CPU_PROVIDER])
         self.session = session
