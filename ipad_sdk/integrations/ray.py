@@ -110,7 +110,7 @@ class DetectBatch:
         return out
 
 
-def _as_input(item: Any, column: str) -> Any:
+def _as_input(item: Any, column: str) -> str | bytes | np.ndarray:
     if column == "path":
         return str(item)
     if column == "bytes":
