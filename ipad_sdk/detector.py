@@ -135,9 +135,8 @@ class _Prepared:
     network_input: ArrayOrTensor  # [3, S, S]: numpy, or a torch tensor on the GPU
     image_size: tuple[int, int]
     source: str | None
-    working: ArrayOrTensor | None = (
-        None  # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
-    )
+    # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
+    working: ArrayOrTensor | None = None
     layout: TileLayout | None = None
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
