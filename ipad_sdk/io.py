@@ -40,7 +40,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeGuard
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -51,7 +51,6 @@ from .errors import InputError
 
 if TYPE_CHECKING:
     import torch
-    from typing_extensions import TypeIs
 
 #: Default pixel limit (width * height) for one input: 2x Pillow's own bomb warning limit, which is
 #: the size at which Pillow itself refuses to open a file. 179 MP covers every camera photo.
@@ -154,7 +153,7 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     )
 
 
-def is_torch_tensor(obj: object) -> TypeIs[torch.Tensor]:
+def is_torch_tensor(obj: object) -> TypeGuard[torch.Tensor]:
     """Tell whether an object is a torch tensor, without importing torch.
 
     Args:
