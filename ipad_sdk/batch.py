@@ -93,10 +93,11 @@ class RecordWriter:
     ) -> None:
         if fmt not in ("jsonl", "csv"):
             raise ValueError(f"format must be jsonl or csv, got {fmt!r}")
-        self.fmt, self.path, self._tmp = fmt, path, None
+        self.fmt, self.path = fmt, path
+        self._tmp: Path | None = None
         self.provenance = provenance or {}
         if path is None:
-            self._fh: IO[str] = _StdoutProxy()
+            self._fh: IO[str] | io.TextIOBase = _StdoutProxy()
         else:
             self._tmp = temp_path_beside(path)
             self._fh = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
@@ -124,7 +125,7 @@ class RecordWriter:
 
     def close(self, commit: bool) -> None:
         """Close; rename into place when ``commit`` (the temporary file never stays behind)."""
-        if self.path is None:
+        if self.path is None or self._tmp is None:  # stdout
             return
         try:
             self._fh.close()
@@ -323,7 +324,7 @@ def _video_inputs(path: Path, key: str, stride: int, max_pixels: int) -> Iterato
 
 
 def _todo(
-    items: Iterable[_Named], done: Container[str], progress: Callable[[int], None] | None
+    items: Iterable[_Named], done: Container[str], progress: Callable[[int], object] | None
 ) -> Iterator[_Named]:
     """``items`` not in ``done``; each run of files finished before counts as progress once."""
     skipped = 0
@@ -346,7 +347,7 @@ def run_batch(
     fmt: str = "jsonl",
     save_masks: bool = False,
     save_overlays: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     resume: bool = False,
     save_heatmaps: bool = False,
     frame_stride: int = 1,
@@ -405,7 +406,7 @@ def _run_to_folder(
     out_dir: Path,
     settings: dict[str, Any],
     kinds: tuple[str, ...],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
     resume: bool,
 ) -> BatchSummary:
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
@@ -459,7 +460,7 @@ def _run_to_stdout(
     files: Sequence[Path],
     fmt: str,
     settings: dict[str, Any],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> BatchSummary:
     writer = RecordWriter(None, fmt, detector.classes, _provenance(settings))
     summary = BatchSummary()
@@ -531,7 +532,9 @@ def _save_outputs(
     result: Result, rgb: np.ndarray, key: str, out_dir: Path | None, kinds: tuple[str, ...]
 ) -> dict[str, Any]:
     record = result.to_dict()
-    for kind in kinds if out_dir is not None else ():
+    if out_dir is None:
+        return record
+    for kind in kinds:
         record |= write_output(out_dir, kind, key, partial(_render_png, result, rgb, kind))
         if "error" in record:
             break

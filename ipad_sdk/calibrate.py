@@ -42,11 +42,11 @@ def score_files(detector: Detector, files: Sequence[Path], keep_pixels: bool = F
     failed: list[Failure] = []
     for item in detector.stream(os.fspath(f) for f in files):
         if not item.ok:
-            failed.append(item)  # type: ignore[arg-type]
+            failed.append(item)
             continue
-        scores.append(item.artifact_score)  # type: ignore[union-attr]
+        scores.append(item.artifact_score)
         if keep_pixels:
-            pixels.append((1.0 - item.pixel_probs[0]).ravel())  # type: ignore[union-attr]
+            pixels.append((1.0 - item.pixel_probs[0]).ravel())
     flat = np.concatenate(pixels) if pixels else np.zeros(0, dtype=np.float32)
     return Scored(np.asarray(scores, dtype=np.float64), flat, failed)
 

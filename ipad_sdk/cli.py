@@ -17,10 +17,15 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._version import __version__
 from .errors import BackendUnavailable, IpadError, ModelError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from .detector import Detector
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -196,7 +201,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
-def _open_detector(args: argparse.Namespace, model: str | os.PathLike[str], **options: Any):
+def _open_detector(
+    args: argparse.Namespace, model: str | os.PathLike[str], **options: Any
+) -> Detector:
     """A :class:`~ipad_sdk.Detector` on ``args``' device and batch size, its warnings printed
     unless ``--quiet``; options that do not fit the model are a usage error."""
     from .detector import Detector
@@ -269,7 +276,7 @@ def _class_threshold(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected CLASS=THRESHOLD") from None
 
 
-def _progress_bar(total: int, disabled: bool):  # -> tqdm | None
+def _progress_bar(total: int, disabled: bool) -> tqdm[NoReturn] | None:
     if disabled:
         return None
     try:

@@ -16,8 +16,12 @@ import functools
 import io
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import ImageCms
 
 _PARAMETRIC_COUNTS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
 
@@ -62,7 +66,7 @@ def _cms_to_srgb8(pixels: np.ndarray, icc: bytes) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _cms_transform(icc: bytes):  # -> ImageCms.ImageCmsTransform | None
+def _cms_transform(icc: bytes) -> ImageCms.ImageCmsTransform | None:
     from PIL import ImageCms
 
     try:
@@ -75,7 +79,7 @@ def _cms_transform(icc: bytes):  # -> ImageCms.ImageCmsTransform | None
 
 
 @functools.lru_cache(maxsize=1)
-def _srgb_profile():  # -> ImageCms.ImageCmsProfile
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -146,7 +150,8 @@ def _curve(tag: bytes) -> np.ndarray:
         if n == 0:
             return x
         if n == 1:
-            return x ** (struct.unpack_from(">H", tag, 12)[0] / 256.0)
+            gamma: float = struct.unpack_from(">H", tag, 12)[0] / 256.0
+            return x**gamma
         table = np.array(struct.unpack_from(f">{n}H", tag, 12), dtype=np.float64) / 65535.0
         return np.interp(x, np.linspace(0.0, 1.0, n), table)
     if tag[:4] == b"para":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import io
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def sniff(data: bytes, suffix: str) -> str:
 
 def _has_dng_tag(data: bytes) -> bool:
     """Whether the first IFD of a TIFF holds a DNGVersion tag."""
-    order = "little" if data[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
     at = int.from_bytes(data[4:8], order)
     count = int.from_bytes(data[at : at + 2], order)
     tag = _DNG_VERSION_TAG if order == "big" else _DNG_VERSION_TAG[::-1]

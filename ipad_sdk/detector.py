@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import time
 import warnings
@@ -9,10 +10,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from .arrays import ArrayOrTensor
 from .backends import Backend
 from .errors import BackendUnavailable, InputError, ModelError
 from .fileio import check_regular_file
@@ -23,7 +25,15 @@ from .result import Failure, Result
 from .thresholds import Thresholds
 from .tiling import TileLayout, TilingSpec, blend, combine_scores, plan_tiles
 
-_END = object()  # end-of-input marker of Detector.stream
+if TYPE_CHECKING:
+    import torch
+
+
+class _End(enum.Enum):
+    END = enum.auto()
+
+
+_END = _End.END  # end-of-input marker of Detector.stream
 
 BUNDLE_SUFFIXES = (".safetensors",)
 ONNX_SUFFIXES = (".onnx",)
@@ -122,10 +132,11 @@ class _Prepared:
     """One decoded input ready for the model: its whole-image network input, and when it is tiled,
     the image at the working resolution with its tile layout."""
 
-    network_input: Any  # [3, S, S]: numpy, or a torch tensor on the GPU
+    network_input: ArrayOrTensor  # [3, S, S]: numpy, or a torch tensor on the GPU
     image_size: tuple[int, int]
     source: str | None
-    working: Any = None  # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
+    # the image at layout.working_size: HxWx3 uint8, or 3xHxW on the GPU
+    working: ArrayOrTensor | None = None
     layout: TileLayout | None = None
     decode_ms: float = 0.0
     preprocess_ms: float = 0.0
@@ -225,7 +236,9 @@ class Detector:
 
             if size is None:
                 raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
-            image = yuv_to_rgb(image, pixel_format, size, matrix, yuv_range, describe(image))
+            # yuv_to_rgb refuses anything but a uint8 numpy array with an InputError
+            frame = cast(np.ndarray, image)
+            image = yuv_to_rgb(frame, pixel_format, size, matrix, yuv_range, describe(image))
         return self.detect_batch([image], batch_size=1)[0]
 
     def detect_batch(
@@ -309,7 +322,7 @@ class Detector:
                 chunk = [pending.popleft().result() for _ in range(min(size, len(pending)))]
                 yield from self._run_with_failures(chunk)
 
-    def _device_image(self, image: ImageInput) -> Any | None:
+    def _device_image(self, image: ImageInput) -> torch.Tensor | None:
         """``image`` as a torch tensor when it is a tensor (or DLPack) on the PyTorch backend's
         CUDA device: it is then preprocessed there, with no host copy. Else ``None``."""
         if self.backend.name != "torch" or not self.device.startswith("cuda"):
@@ -335,6 +348,7 @@ class Detector:
         start = time.perf_counter()
         try:
             tensor = self._device_image(image)
+            rgb: ArrayOrTensor
             if tensor is not None:
                 from .device_preprocess import to_rgb_uint8
 
@@ -349,30 +363,33 @@ class Detector:
         network_input = self._preprocess([rgb])[0]
         tiling, size = self.tiling, self.config.image_size
         layout = plan_tiles(image_size, size, tiling) if tiling is not None else None
-        working = None
+        working: ArrayOrTensor | None = None
         if layout is not None and isinstance(rgb, np.ndarray):
             working = resize_to(rgb, layout.working_size)
-        elif layout is not None:
+        elif layout is not None and not isinstance(rgb, np.ndarray):
             from .device_preprocess import resize_tensor
 
             working = resize_tensor(rgb, layout.working_size)
         return _Prepared(network_input, image_size, source, working, layout, decode_ms,
                          _ms_since(start))  # fmt: skip
 
-    def _preprocess(self, images: list[Any]) -> Any:
-        """Host ``HxWx3`` arrays -> a numpy batch; device ``3xHxW`` tensors -> a device batch."""
-        if isinstance(images[0], np.ndarray):
-            return preprocess_batch(images, self.config, self.backend.input_format)
+    def _preprocess(self, images: Sequence[ArrayOrTensor]) -> ArrayOrTensor:
+        """Host ``HxWx3`` arrays -> a numpy batch; device ``3xHxW`` tensors -> a device batch
+        (``images`` are all of one kind)."""
+        hosts = [x for x in images if isinstance(x, np.ndarray)]
+        if hosts:
+            return preprocess_batch(hosts, self.config, self.backend.input_format)
         from .device_preprocess import preprocess_tensors
 
-        return preprocess_tensors(images, self.config, self.backend.input_format)
+        tensors = [x for x in images if not isinstance(x, np.ndarray)]
+        return preprocess_tensors(tensors, self.config, self.backend.input_format)
 
     def _run_with_failures(self, chunk: list) -> list[Result | Failure]:
         good = [item for item in chunk if not isinstance(item, Failure)]
         results = iter(self._run(good) if good else [])
         return [item if isinstance(item, Failure) else next(results) for item in chunk]
 
-    def _infer(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _infer(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         class_probs, pixel_probs = self.backend.run(batch)
         if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
             # never a silent wrong answer: NaN scores would compare as "not clean"
@@ -384,8 +401,10 @@ class Detector:
 
     def _run(self, chunk: list[_Prepared]) -> list[Result]:
         inputs = [p.network_input for p in chunk]
-        if all(isinstance(x, np.ndarray) for x in inputs):
-            batch = np.stack(inputs)
+        hosts = [x for x in inputs if isinstance(x, np.ndarray)]
+        batch: ArrayOrTensor
+        if len(hosts) == len(inputs):
+            batch = np.stack(hosts)
         else:  # some inputs were preprocessed on the GPU: batch them there
             from .device_preprocess import stack_on_device
 
@@ -402,12 +421,14 @@ class Detector:
         """One image's result from its whole-image outputs (plus its tiles when it is tiled)."""
         tiles_ms = 0.0
         if item.layout is not None:  # tiled: then working and self.tiling are set too
+            assert item.working is not None and self.tiling is not None
+            image_rule = self.tiling.image_rule
             start = time.perf_counter()
             tile_class, tile_pixel = self._run_tiles(item.working, item.layout)
             tiles_ms = _ms_since(start)
         start = time.perf_counter()
         if item.layout is not None:
-            cp = combine_scores(cp, tile_class, self.tiling.image_rule)  # type: ignore[union-attr]
+            cp = combine_scores(cp, tile_class, image_rule)
             pp = blend(tile_pixel, item.layout)
         result = Result.from_probs(cp, pp, self.config, item.image_size, item.source,
                                    self.thresholds)  # fmt: skip
@@ -415,9 +436,12 @@ class Detector:
                    "inference": inference_ms + tiles_ms}  # fmt: skip
         return replace(result, timings=timings | {"postprocess": _ms_since(start)})
 
-    def _run_tiles(self, working: Any, layout: TileLayout) -> tuple[np.ndarray, np.ndarray]:
+    def _run_tiles(
+        self, working: ArrayOrTensor, layout: TileLayout
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The model's outputs on every tile of ``layout``, ``batch_size`` tiles at a time."""
         t = layout.tile
+        crops: list[ArrayOrTensor]
         if isinstance(working, np.ndarray):  # HxWx3 on the host
             crops = [working[y : y + t, x : x + t] for y, x in layout.corners]
         else:  # 3xHxW on the GPU

@@ -15,21 +15,25 @@ level (Pillow's fixed-point rounding). Everything after the resize is identical.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from .arrays import ArrayOrTensor
 from .errors import InputError
-from .io import check_size, check_unit_range
+from .io import SupportsDLPack, check_size, check_unit_range
 from .metadata import ModelConfig
 
+if TYPE_CHECKING:
+    import torch
 
-def as_tensor(obj: Any) -> Any:
+
+def as_tensor(obj: torch.Tensor | SupportsDLPack) -> torch.Tensor:
     """``obj`` as a torch tensor: itself, or imported zero-copy from a DLPack producer."""
     import torch
 
     return obj if isinstance(obj, torch.Tensor) else torch.from_dlpack(obj)
 
 
-def to_rgb_uint8(tensor: Any, name: str, max_pixels: int) -> Any:
+def to_rgb_uint8(tensor: torch.Tensor, name: str, max_pixels: int) -> torch.Tensor:
     """Validate an image tensor and return it as ``3 x H x W`` uint8 on the same device."""
     import torch
 
@@ -55,12 +59,12 @@ def to_rgb_uint8(tensor: Any, name: str, max_pixels: int) -> Any:
     return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
 
 
-def resize_tensor(rgb: Any, size: tuple[int, int]) -> Any:
+def resize_tensor(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``3 x H x W`` uint8 -> ``3 x h x w`` uint8 (bicubic, antialiased, as Pillow)."""
     import torch
     import torch.nn.functional as F
 
-    def one_pass(image: Any, target: tuple[int, int]) -> Any:
+    def one_pass(image: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
         out = F.interpolate(image[None].float(), size=target, mode="bicubic", antialias=True,
                             align_corners=False)[0]  # fmt: skip
         return out.round_().clamp_(0, 255).to(torch.uint8)
@@ -74,8 +78,8 @@ def resize_tensor(rgb: Any, size: tuple[int, int]) -> Any:
 
 
 def preprocess_tensors(
-    images: Sequence[Any], config: ModelConfig, input_format: str = "float"
-) -> Any:
+    images: Sequence[torch.Tensor], config: ModelConfig, input_format: str = "float"
+) -> torch.Tensor:
     """``3 x H x W`` uint8 tensors -> the ``B x 3 x S x S`` batch ``preprocess_batch`` makes,
     on their device."""
     import torch
@@ -91,7 +95,7 @@ def preprocess_tensors(
     return batch.float() / (std * 255.0) - mean / std
 
 
-def stack_on_device(inputs: Sequence[Any], device: str) -> Any:
+def stack_on_device(inputs: Sequence[ArrayOrTensor], device: str) -> torch.Tensor:
     """Network inputs (device tensors and/or host arrays) -> one batch tensor on ``device``."""
     import torch
 

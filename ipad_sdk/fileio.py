@@ -58,7 +58,7 @@ def temp_path_beside(path: Path) -> Path:
             continue
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` and rename ``tmp`` onto ``path``; on any failure remove ``tmp``."""
     tmp = temp_path_beside(path)
     try:

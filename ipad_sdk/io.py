@@ -40,23 +40,37 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeGuard
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .colour import quantize8, to_srgb
 from .decoders import sniff
 from .errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
 #: Default pixel limit (width * height) for one input: 2x Pillow's own bomb warning limit, which is
 #: the size at which Pillow itself refuses to open a file. 179 MP covers every camera photo.
 DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 178_956_970
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, Any]  # noqa: UP007
+
+class SupportsDLPack(Protocol):
+    """An array that exports itself through DLPack (CuPy, JAX, ...)."""
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def describe(obj: Any) -> str:
+#: Every input `load_pixels` takes (torch is imported for type checkers only).
+ImageInput: TypeAlias = (
+    "str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray"
+    " | torch.Tensor | SupportsDLPack"
+)
+
+
+def describe(obj: object) -> str:
     """Name an input for the start of an error message.
 
     Args:
@@ -139,7 +153,7 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     )
 
 
-def is_torch_tensor(obj: Any) -> bool:
+def is_torch_tensor(obj: object) -> TypeGuard[torch.Tensor]:
     """Tell whether an object is a torch tensor, without importing torch.
 
     Args:
@@ -151,7 +165,7 @@ def is_torch_tensor(obj: Any) -> bool:
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
 
-def _tensor_to_numpy(tensor: Any, name: str) -> np.ndarray:
+def _tensor_to_numpy(tensor: torch.Tensor, name: str) -> np.ndarray:
     tensor = tensor.detach().to("cpu")
     if (
         tensor.is_floating_point()
@@ -165,11 +179,11 @@ def _tensor_to_numpy(tensor: Any, name: str) -> np.ndarray:
         raise InputError(f"{name}: unsupported tensor dtype {tensor.dtype}: {exc}") from None
 
 
-def _dlpack_to_numpy(obj: Any, name: str) -> np.ndarray:
+def _dlpack_to_numpy(obj: SupportsDLPack, name: str) -> np.ndarray:
     try:
         import torch
     except ImportError:
-        torch = None
+        torch = None  # type: ignore[assignment]  # optional: host memory is read by numpy
     try:
         if torch is not None:
             return _tensor_to_numpy(torch.from_dlpack(obj), name)
@@ -266,14 +280,15 @@ def _decode_with_pillow(data: bytes, name: str, max_pixels: int) -> tuple[np.nda
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _decode(img, name)
+    upright: Image.Image = img
     try:
-        img = ImageOps.exif_transpose(img)
+        upright = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError, KeyError, TypeError):
         pass  # a broken EXIF block is not worth rejecting the pixels for; keep stored orientation
-    return _pil_pixels(img, name, max_pixels), icc
+    return _pil_pixels(upright, name, max_pixels), icc
 
 
-def _open_header(data: bytes, name: str, max_pixels: int) -> Image.Image:
+def _open_header(data: bytes, name: str, max_pixels: int) -> ImageFile.ImageFile:
     """Open ``data`` lazily with Pillow and check its declared size."""
     try:
         with warnings.catch_warnings():
@@ -313,11 +328,11 @@ def _rawmode(tile: Any) -> str:
     return mode.replace("16N", _NATIVE_16) if isinstance(mode, str) else ""
 
 
-def _is_rgb16(img: Image.Image) -> bool:
+def _is_rgb16(img: ImageFile.ImageFile) -> bool:
     return bool(img.tile) and all(_rawmode(t) in _SWAPPED_16 for t in img.tile)
 
 
-def _decode_rgb16(data: bytes, img: Image.Image, name: str) -> np.ndarray:
+def _decode_rgb16(data: bytes, img: ImageFile.ImageFile, name: str) -> np.ndarray:
     """A 16-bit RGB(A) PNG or TIFF at full precision (alpha dropped): decoded twice by Pillow,
     once for the high bytes and once with the byte order swapped for the low bytes."""
     low = Image.open(io.BytesIO(data))
@@ -327,7 +342,8 @@ def _decode_rgb16(data: bytes, img: Image.Image, name: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             _decode(part, name)
     high_bytes = np.asarray(img)[:, :, :3].astype(np.uint16)
-    return (high_bytes << 8) | np.asarray(low)[:, :, :3]
+    rgb16: np.ndarray = (high_bytes << 8) | np.asarray(low)[:, :, :3]
+    return rgb16
 
 
 def _with_rawmode(tile: Any, rawmode: str) -> Any:
@@ -345,7 +361,7 @@ def _exif_orientation(img: Image.Image) -> int:
 def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """The upright pixels of an ``HxWxC`` array stored with EXIF ``orientation`` (invalid: 1)."""
     transposed = pixels.transpose(1, 0, 2)
-    return {
+    views: dict[int, np.ndarray] = {
         2: pixels[:, ::-1],
         3: pixels[::-1, ::-1],
         4: pixels[::-1],
@@ -353,7 +369,8 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
         6: transposed[:, ::-1],
         7: transposed[::-1, ::-1],
         8: transposed[::-1],
-    }.get(orientation, pixels)
+    }
+    return views.get(orientation, pixels)
 
 
 def _decode(img: Image.Image, name: str) -> None:

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import ModelError
 from .fileio import check_regular_file, file_sha256
@@ -214,7 +214,8 @@ class ModelConfig:
     @property
     def vision_cfg(self) -> dict[str, Any]:
         """The open_clip vision tower config."""
-        return self.clip_config["vision_cfg"]
+        vision_cfg: dict[str, Any] = self.clip_config["vision_cfg"]
+        return vision_cfg
 
     @property
     def patch_size(self) -> int:
@@ -261,7 +262,7 @@ class ModelConfig:
                 version is newer than this SDK's; the message names ``source``.
         """
 
-        def fail(msg: str) -> None:
+        def fail(msg: str) -> NoReturn:
             raise ModelError(f"{source}: invalid model config: {msg}")
 
         if self.format_version > FORMAT_VERSION:

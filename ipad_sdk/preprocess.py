@@ -45,7 +45,8 @@ def _resize16(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         np.asarray(Image.fromarray(rgb[:, :, c].astype(np.float32)).resize(size, _BICUBIC))
         for c in range(3)
     ]
-    return np.round(np.clip(np.stack(planes, axis=-1), 0.0, 65535.0)).astype(np.uint16)
+    resized: np.ndarray = np.round(np.clip(np.stack(planes, axis=-1), 0.0, 65535.0))
+    return resized.astype(np.uint16)
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -75,7 +76,8 @@ def normalize(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> n
     scale = np.asarray(std, np.float32) * 255.0
     offset = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
     chw = rgb.astype(np.float32).transpose(2, 0, 1)
-    return chw / scale[:, None, None] - offset[:, None, None]
+    normalised: np.ndarray = chw / scale[:, None, None] - offset[:, None, None]
+    return normalised
 
 
 def preprocess(rgb: np.ndarray, config: ModelConfig) -> np.ndarray:

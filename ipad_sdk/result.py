@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -13,6 +13,9 @@ from PIL import Image
 from .metadata import ModelConfig
 from .regions import Region, find_regions
 from .thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from .io import ImageInput
 
 #: The stages a result's ``timings`` measures, in milliseconds per image.
 STAGES = ("decode", "preprocess", "inference", "postprocess")
@@ -53,7 +56,7 @@ class Result:
     source: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
-    ok = True  # a Failure (from Detector.stream) has ok False
+    ok: ClassVar[Literal[True]] = True  # a Failure (from Detector.stream) has ok False
 
     @classmethod
     def from_probs(
@@ -198,7 +201,7 @@ class Result:
         """
         return json.dumps(self.to_dict())
 
-    def overlay(self, image: Any, alpha: float = 0.5) -> Image.Image:
+    def overlay(self, image: ImageInput, alpha: float = 0.5) -> Image.Image:
         """Draw the mask and its labelled regions on the image.
 
         Args:
@@ -240,7 +243,7 @@ class Failure:
     source: str | None
     error: Exception
 
-    ok = False  # Result.ok is True: ``if item.ok`` tells the two apart
+    ok: ClassVar[Literal[False]] = False  # Result.ok is True: ``if item.ok`` tells them apart
 
     def to_dict(self) -> dict[str, Any]:
         """Summarise the failure as JSON-ready values.

@@ -88,7 +88,7 @@ class TilingSpec:
                 values[key] = types[key](value.strip())
             except ValueError:
                 raise ValueError(f"bad tiling spec {spec!r}: {key}={value!r}") from None
-        return replace(cls(), **values)  # type: ignore[arg-type]
+        return replace(cls(), **values)  # type: ignore[arg-type]  # each parsed by its type
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -159,7 +159,8 @@ def combine_scores(global_probs: np.ndarray, tile_probs: np.ndarray, rule: str) 
         return global_probs
     top = tile_probs[int(np.argmin(tile_probs[:, 0]))]  # the tile most likely to be an artifact
     if rule == "mean":
-        return (global_probs + top) / 2.0
+        mean: np.ndarray = (global_probs + top) / 2.0
+        return mean
     if rule == "max":
         return top if top[0] < global_probs[0] else global_probs
     raise ValueError(f"image_rule must be one of {IMAGE_RULES}, got {rule!r}")

@@ -36,7 +36,9 @@ def _color(label: str) -> tuple[int, int, int]:
     return CLASS_COLORS.get(label, _FALLBACK_COLOR)
 
 
-def _label_box(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, color: tuple) -> None:
+def _label_box(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, color: tuple[int, int, int]
+) -> None:
     """``text`` in ``color`` on a black box with its top-left corner at ``xy``."""
     left, top, right, bottom = draw.textbbox(xy, text)
     draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0))
@@ -79,11 +81,11 @@ def draw_overlay(
     draw = ImageDraw.Draw(image)
     for region in regions:
         left, top, right, bottom = region.bbox
-        color = _color(region.label)
-        draw.rectangle((left, top, right - 1, bottom - 1), outline=color)
+        box_color = _color(region.label)
+        draw.rectangle((left, top, right - 1, bottom - 1), outline=box_color)
         text = f"{region.label} {region.peak:.2f}"
         height = draw.textbbox((0, 0), text)[3]
-        _label_box(draw, (left + 3, max(top - height - 5, 3)), text, color)  # just above the box
+        _label_box(draw, (left + 3, max(top - height - 5, 3)), text, box_color)  # above the box
     _label_box(draw, (4, 4), label, _color(label))
     return image
 
@@ -97,7 +99,8 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
     Returns:
         ``HxWx3`` uint8 colours from ``HEATMAP_LUT``.
     """
-    return HEATMAP_LUT[np.clip(np.rint(heatmap * 255), 0, 255).astype(np.uint8)]
+    colours: np.ndarray = HEATMAP_LUT[np.clip(np.rint(heatmap * 255), 0, 255).astype(np.uint8)]
+    return colours
 
 
 def heatmap_panel(

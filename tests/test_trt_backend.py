@@ -183,3 +183,12 @@ def test_an_old_driver_is_named_with_the_driver_needed(tiny_bundle, tmp_path, gr
         with pytest.raises(BackendUnavailable, match="no usable NVIDIA GPU here .* cuda-bindings "
                            "13.4.4 needs: a CUDA 13 driver, >= 580"):  # fmt: skip
             trt_backend.TensorRTBackend(plan)
+
+
+def test_a_torch_tensor_batch_gives_what_its_numpy_array_gives(
+    graph, tiny_bundle, tmp_path, cudart
+):
+    backend = _backend(graph, tiny_bundle, tmp_path, (1, 2, 4))
+    batch = _batch(3)
+    for got, want in zip(backend.run(torch.from_numpy(batch)), backend.run(batch), strict=True):
+        np.testing.assert_array_equal(got, want)

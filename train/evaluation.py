@@ -39,11 +39,14 @@ float64.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
 from ipad_sdk.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "TABLE1",
@@ -62,6 +65,9 @@ __all__ = [
 TABLE1 = [("C-AUROC", "image", "auroc"), ("C-AP", "image", "ap"), ("C-F1", "image", "f1_max"),
           ("S-AUROC", "pixel", "auroc"), ("S-AP", "pixel", "ap"), ("S-F1", "pixel", "f1_max"),
           ("S-AUPRO", "pixel", "aupro")]  # fmt: skip
+
+#: Score maps or ground-truth masks: an ``[N, H, W]`` array or a sequence of ``[H, W]`` arrays.
+Maps: TypeAlias = "np.ndarray | Sequence[npt.ArrayLike]"
 
 _CHUNK = 1 << 22  # samples per sweep step: bounds the temporaries to ~200 MB
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -83,7 +89,7 @@ def _check_scores(scores: np.ndarray, name: str) -> None:
             )
 
 
-def _binary(values: Any, name: str) -> np.ndarray:
+def _binary(values: npt.ArrayLike, name: str) -> np.ndarray:
     """``values`` as a bool array; only bool or numbers equal to 0 / 1 are accepted."""
     arr = np.asarray(values)
     if arr.dtype == bool:
@@ -97,10 +103,11 @@ def _binary(values: Any, name: str) -> np.ndarray:
             f"{name}: must be binary (bool or 0/1), found {int(bad.sum())} other value(s) such "
             f"as {example!r}; threshold it first (e.g. mask > 0)"
         )
-    return arr != 0
+    binary: np.ndarray = arr != 0
+    return binary
 
 
-def _image_inputs(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+def _image_inputs(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores)
     y = np.asarray(labels)
     if s.ndim != 1 or y.ndim != 1 or s.shape != y.shape:
@@ -113,7 +120,7 @@ def _image_inputs(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return s.astype(np.float64, copy=False), _binary(y, "labels")
 
 
-def _as_maps(maps: Any, name: str) -> list[np.ndarray]:
+def _as_maps(maps: Maps, name: str) -> list[np.ndarray]:
     if isinstance(maps, np.ndarray) and maps.ndim != 3:
         raise InputError(
             f"{name}: need an [N, H, W] array or a sequence of [H, W], got {maps.shape}"
@@ -125,7 +132,7 @@ def _as_maps(maps: Any, name: str) -> list[np.ndarray]:
     return out
 
 
-def _pixel_inputs(maps: Any, masks: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _pixel_inputs(maps: Maps, masks: Maps) -> tuple[list[np.ndarray], list[np.ndarray]]:
     score_maps = _as_maps(maps, "maps")
     gt = _as_maps(masks, "masks")
     if len(score_maps) != len(gt):
@@ -247,7 +254,7 @@ class _ProArea:
 # image level
 
 
-def _image_binary(scores: Any, labels: Any) -> dict[str, float]:
+def _image_binary(scores: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, float]:
     s, y = _image_inputs(scores, labels)
     order = np.argsort(s, kind="stable")[::-1]
     s_desc, y_desc = s[order], y[order].astype(np.intp)
@@ -258,7 +265,7 @@ def _image_binary(scores: Any, labels: Any) -> dict[str, float]:
     return acc.result()
 
 
-def auroc(scores: Any, labels: Any) -> float:
+def auroc(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Exact area under the ROC curve of ``scores`` [N] against binary ``labels`` [N].
 
     Equals the Mann-Whitney statistic (ties count 1/2). ``nan`` unless both classes occur.
@@ -266,7 +273,7 @@ def auroc(scores: Any, labels: Any) -> float:
     return _image_binary(scores, labels)["auroc"]
 
 
-def average_precision(scores: Any, labels: Any) -> float:
+def average_precision(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Average precision ``sum_n (R_n - R_{n-1}) P_n`` (sklearn's definition).
 
     ``nan`` unless both classes occur.
@@ -274,12 +281,12 @@ def average_precision(scores: Any, labels: Any) -> float:
     return _image_binary(scores, labels)["ap"]
 
 
-def f1_max(scores: Any, labels: Any) -> float:
+def f1_max(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Best F1 of ``scores >= t`` over all thresholds ``t``; ``nan`` without positives."""
     return _image_binary(scores, labels)["f1_max"]
 
 
-def image_metrics(scores: Any, labels: Any) -> dict[str, float]:
+def image_metrics(scores: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, float]:
     """``{"auroc", "ap", "f1_max"}`` of ``scores`` [N] against binary ``labels`` [N].
 
     Typically the artifact score ``1 - P(clean)`` against artifact (1) / clean (0). AUROC and AP
@@ -289,7 +296,7 @@ def image_metrics(scores: Any, labels: Any) -> dict[str, float]:
 
 
 def per_class_image_metrics(
-    class_probs: Any, labels: Any, classes: Sequence[str]
+    class_probs: npt.ArrayLike, labels: npt.ArrayLike, classes: Sequence[str]
 ) -> dict[str, dict[str, float]]:
     """One-vs-clean :func:`image_metrics` for every artifact class.
 
@@ -329,7 +336,7 @@ def per_class_image_metrics(
 class _SortedPixels:
     """All pixels as sorted uint64 keys (score bits << 32 | global region id) plus region data."""
 
-    def __init__(self, maps: Any, masks: Any) -> None:
+    def __init__(self, maps: Maps, masks: Maps) -> None:
         try:
             from scipy import ndimage
         except ImportError as exc:  # scipy is not an SDK dependency
@@ -379,13 +386,15 @@ class _SortedPixels:
 
 def _monotone_bits(scores: np.ndarray) -> np.ndarray:
     """uint32 whose unsigned order is the float32 order of ``scores`` (equal floats, equal bits)."""
-    bits = (scores.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # + 0 turns -0 into +0
+    bits: np.ndarray = (scores.astype(np.float32) + np.float32(0.0)).view(
+        np.uint32
+    )  # + 0 turns -0 into +0
     # negative floats: flip all bits; positive floats: set the sign bit
     bits ^= (np.uint32(0) - (bits >> np.uint32(31))) | np.uint32(0x80000000)
     return bits
 
 
-def pro_curve(maps: Any, masks: Any) -> tuple[np.ndarray, np.ndarray]:
+def pro_curve(maps: Maps, masks: Maps) -> tuple[np.ndarray, np.ndarray]:
     """The exact PRO curve: ``(fpr, pro)`` float64 arrays, one point per distinct score.
 
     ``maps`` and ``masks`` are an [N, H, W] array or a sequence of [H, W] arrays (sizes may differ
@@ -408,7 +417,7 @@ def pro_curve(maps: Any, masks: Any) -> tuple[np.ndarray, np.ndarray]:
     return fpr, pro
 
 
-def aupro(maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
+def aupro(maps: Maps, masks: Maps, fpr_limit: float = 0.3) -> float:
     """Area under the PRO curve up to ``fpr_limit``, divided by ``fpr_limit`` (MVTec AD).
 
     See :func:`pro_curve` for the inputs. ``nan`` when the masks hold no region or no negative
@@ -426,7 +435,7 @@ def aupro(maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
     return acc.result()
 
 
-def pixel_metrics(maps: Any, masks: Any, fpr_limit: float = 0.3) -> dict[str, float]:
+def pixel_metrics(maps: Maps, masks: Maps, fpr_limit: float = 0.3) -> dict[str, float]:
     """``{"auroc", "ap", "f1_max", "aupro"}`` over all pixels of all images, from one sort.
 
     ``maps`` are the per-pixel artifact scores, ``masks`` the binary ground truth (see

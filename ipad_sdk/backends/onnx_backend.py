@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..metadata import INPUT_NAME, ONNX_FORMAT_NAME, OUTPUT_NAMES, read_exported_metadata
 
@@ -43,7 +44,7 @@ _UINT8, _INT8, _FLOAT16 = 2, 3, 10
 _GRAPH, _INITIALIZER, _DATA_TYPE = 7, 5, 2
 
 
-def _import_ort():
+def _import_ort() -> Any:
     try:
         import onnxruntime
     except ImportError:
@@ -186,8 +187,9 @@ class OnnxBackend:
         self.precision = self.metadata["precision"]
         self._check_precision(name)
         if self.metadata["precision"] == "fp16" and session.get_providers() == [CPU_PROVIDER]:
-            # ORT's CPU graph optimiser has crashed (segfault) on FP16 transformer graphs at
-            # ORT_ENABLE_ALL (../docs/platform-notes.md); EXTENDED keeps the fusions that matter.
+            # ORT's CPU graph optimiser has crashed (segfault creating the session) on an FP16
+            # ViT-B-16 graph at ORT_ENABLE_ALL, onnxruntime 1.32; BASIC and EXTENDED worked
+            # (docs/deployment/onnx.md, "FP16 on the CPU"). EXTENDED keeps the fusions that matter.
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             session = ort.InferenceSession(name, options, providers=[CPU_PROVIDER])
         self.session = session
@@ -247,19 +249,18 @@ class OnnxBackend:
             log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dtype = np.uint8 if self.input_format == "uint8" else np.float32
-        batch = np.ascontiguousarray(batch, dtype=dtype)
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
         if self.batch is None:
-            return self._run(batch)
-        parts = [
-            self._run_fixed(batch[i : i + self.batch]) for i in range(0, len(batch), self.batch)
-        ]
+            return self._run(host)
+        parts = [self._run_fixed(host[i : i + self.batch]) for i in range(0, len(host), self.batch)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_fixed(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pad a short chunk to the graph's fixed batch (repeating its last image), then trim."""
         n = len(chunk)
+        assert self.batch is not None  # called for graphs with a fixed batch only
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - n, axis=0)])
         class_probs, pixel_probs = self._run(padded)
         return class_probs[:n], pixel_probs[:n]

@@ -18,11 +18,16 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor
 from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(device: str) -> str:
@@ -60,15 +65,18 @@ class TorchBackend:
         if precision not in ("auto", "fp32", "fp16"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'fp16', got {precision!r}")
         self.device = resolve_device(device)
-        model = load_bundle(path, self.device)
-        self.config = model.config
+        bundle = load_bundle(path, self.device)
+        self.config = bundle.config
+        model: torch.nn.Module = bundle
         if precision == "auto":
             precision = "fp16" if self.device.startswith("cuda") else "fp32"
         self.precision = precision
         if precision == "fp16":
             from ..model.mixed_precision import InferenceGraph
 
-            model = InferenceGraph(model, fp16=True, uint8_input=True, fused_attention=True)
+            model = InferenceGraph(bundle, fp16=True, uint8_input=True, fused_attention=True)
+        # the network, or its torch.compile wrapper: images -> (class_probs, pixel_probs)
+        self.model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
         self.model = model.to(self.device).eval()
         self.input_format = "uint8" if precision == "fp16" else "float"
         if compile_batch is not None and compile_batch < 1:
@@ -81,7 +89,7 @@ class TorchBackend:
             mode = "reduce-overhead" if self.device.startswith("cuda") else None
             self.model = torch.compile(self.model, mode=mode, fullgraph=True, dynamic=False)
 
-    def run(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         """``batch``: a numpy array, or a torch tensor already preprocessed on the device."""
         import torch
 
@@ -90,8 +98,8 @@ class TorchBackend:
                 dtype = torch.uint8 if self.input_format == "uint8" else torch.float32
                 images = batch.to(self.device, dtype)
             else:
-                dtype = np.uint8 if self.input_format == "uint8" else np.float32
-                host = torch.from_numpy(np.ascontiguousarray(batch, dtype=dtype))
+                host_dtype = np.uint8 if self.input_format == "uint8" else np.float32
+                host = torch.from_numpy(np.ascontiguousarray(batch, dtype=host_dtype))
                 if self.device.startswith("cuda"):
                     host = host.pin_memory()
                 images = host.to(self.device, non_blocking=True)
@@ -110,7 +118,7 @@ class TorchBackend:
             return (np.concatenate([c for c, _ in outputs]),
                     np.concatenate([p for _, p in outputs]))  # fmt: skip
 
-    def _forward(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         # copied to the host at once: a replayed CUDA graph reuses its output buffers
         class_probs, pixel_probs = self.model(images)
         return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()

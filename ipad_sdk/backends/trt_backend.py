@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..fileio import atomic_write_bytes
 from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, read_engine_metadata
@@ -113,7 +114,7 @@ def _import_cudart() -> Any:
 def _cuda_bindings_version() -> str:
     from cuda import bindings
 
-    return bindings.__version__
+    return str(bindings.__version__)
 
 
 def _no_gpu_reason(rt: Any, err: Any) -> str:
@@ -121,7 +122,7 @@ def _no_gpu_reason(rt: Any, err: Any) -> str:
     if err == rt.cudaError_t.cudaSuccess:
         return "no CUDA device"
     if err != rt.cudaError_t.cudaErrorInsufficientDriver:
-        return err.name
+        return str(err.name)
     version = _cuda_bindings_version()
     major = int(version.split(".")[0])
     minimum = CUDA_DRIVER_MINIMUM.get(major, "?")
@@ -153,7 +154,7 @@ class TensorRTBackend:
     def __init__(self, path: str | os.PathLike[str], device: str = "auto") -> None:
         name = os.fspath(path)
         self._buffers: list[tuple[str, int]] = []
-        self.stream = None
+        self.stream: Any = None  # a cudaStream_t once created
         self._runtime_cache: Any = None
         self.config, self.metadata = read_engine_metadata(name)
         info = self.metadata["tensorrt"]
@@ -271,20 +272,20 @@ class TensorRTBackend:
             host = cuda("cudaMallocHost", rt.cudaMallocHost(nbytes))
             self._buffers.append(("host", int(host)))
             raw = (ctypes.c_byte * nbytes).from_address(int(host))
-            self.host[tensor] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+            self.host[tensor] = np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
             self.device_ptr[tensor] = int(dev)
             self.context.set_tensor_address(tensor, int(dev))
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        dtype = np.uint8 if self.input_format == "uint8" else np.float32
-        batch = np.ascontiguousarray(batch, dtype=dtype)
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
         parts = []
         with self._lock:
             if not self._buffers:
                 raise RuntimeError(f"{self.name} backend is closed")
             self._cuda("cudaSetDevice", self._cuda.rt.cudaSetDevice(self._index))
-            for chunk in batch_chunks(len(batch), self.max_batch):
-                parts.append(self._run_chunk(batch[chunk]))
+            for chunk in batch_chunks(len(host), self.max_batch):
+                parts.append(self._run_chunk(host[chunk]))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _run_chunk(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

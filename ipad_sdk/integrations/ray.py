@@ -30,6 +30,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ class DetectBatch:
         return out
 
 
-def _as_input(item: Any, column: str) -> Any:
+def _as_input(item: Any, column: str) -> str | bytes | np.ndarray:
     if column == "path":
         return str(item)
     if column == "bytes":
@@ -165,13 +166,13 @@ def _write_outputs(
     from ..fileio import atomic_write, atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
-    records = []
+    records: list[dict[str, Any]] = []
     for row, key in zip(rows, output_keys(files), strict=True):
-        record = {k: row.get(k) for k in SCALAR_COLUMNS if row.get(k) is not None}
+        record: dict[str, Any] = {k: row.get(k) for k in SCALAR_COLUMNS if row.get(k) is not None}
         if "error" not in record:
             record["scores"] = {k: row[f"score_{k}"] for k in classes}
             if row.get("mask_png") is not None:
-                record |= write_output(out, "mask", key, lambda png=row["mask_png"]: png)
+                record |= write_output(out, "mask", key, partial(bytes, row["mask_png"]))
         records.append(record)
     if fmt == "parquet":
         import pyarrow as pa

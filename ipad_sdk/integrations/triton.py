@@ -33,7 +33,7 @@ import signal
 import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -44,6 +44,9 @@ from ..io import DEFAULT_MAX_PIXELS, describe, load_image, load_pixels
 from ..metadata import ENGINE_FORMAT_NAME, ONNX_FORMAT_NAME, ModelConfig, read_exported_metadata
 from ..preprocess import preprocess_batch
 from ..result import Failure, Result
+
+if TYPE_CHECKING:
+    from ..detector import Detector
 
 INPUT = "image"
 OUTPUTS = ("result", "mask_png")
@@ -149,11 +152,10 @@ def serve(
 
     os.environ.update(python_library_env(os.environ))  # the server inherits it
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
-    options = {} if threads is None else {"threads": threads}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the untrained-model warning
-        detectors = [Detector(model, device=device, batch_size=max_batch, tiling=tiling, **options)
-                     for _ in range(instances)]  # fmt: skip
+        detectors = [Detector(model, device=device, batch_size=max_batch, tiling=tiling,
+                              threads=threads) for _ in range(instances)]  # fmt: skip
     config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host,
                           grpc_port=grpc_port, allow_metrics=False)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="ipad-pytriton-") as tmp:  # removed at exit
@@ -171,15 +173,15 @@ def serve(
             triton.serve()
 
 
-def _infer_function(detector: Any) -> Callable[..., dict[str, np.ndarray]]:
+def _infer_function(detector: Detector) -> Callable[..., dict[str, np.ndarray]]:
     from pytriton.decorators import batch
 
-    @batch
     def run(image: np.ndarray) -> dict[str, np.ndarray]:  # keyword: the input's name
         blobs = [bytes(b) for b in image[:, 0]]
         return encode(list(detector.stream(blobs, workers=1)))  # the Detector's own path
 
-    return run
+    batched: Callable[..., dict[str, np.ndarray]] = batch(run)  # pytriton is untyped
+    return batched
 
 
 # -- client ---------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ def _replace_modules(root: nn.Module, fused: bool) -> None:
 class InferenceGraph(nn.Module):
     """(uint8 ->) normalised images -> ``class_probs [B,K+1]``, ``pixel_probs [B,K+1,S,S]``."""
 
+    anchors: torch.Tensor
+    scale: torch.Tensor
+    mean: torch.Tensor
+
     def __init__(
         self, model: IpadClip, fp16: bool = False, uint8_input: bool = False,
         fused_attention: bool = False,

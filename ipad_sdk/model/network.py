@@ -40,7 +40,8 @@ class ResidualAdapter(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.beta * self.norm(self.act(self.fc(x))) + (1.0 - self.beta) * x
+        adapted: torch.Tensor = self.beta * self.norm(self.act(self.fc(x))) + (1.0 - self.beta) * x
+        return adapted
 
 
 def cosine_logits(features: torch.Tensor, anchors: torch.Tensor, tau: float) -> torch.Tensor:
@@ -62,16 +63,22 @@ class IpadClip(nn.Module):
     is frozen; adapters and projectors are the trainable parts; anchors are a constant buffer.
     """
 
+    anchors: torch.Tensor  # the constant buffer ``[K+1, D]``
+    visual: Any  # an open_clip VisionTransformer (open_clip ships no type information)
+
     def __init__(
         self, visual: nn.Module, config: ModelConfig, anchors: torch.Tensor | None = None
     ) -> None:
         super().__init__()
         config.validate()
         check_vision_tower(visual, config.backbone)
-        if tuple(visual.image_size) != (config.image_size, config.image_size):
-            raise ValueError(f"vision tower is {visual.image_size}, config {config.image_size}")
+        self.visual = visual
+        if tuple(self.visual.image_size) != (config.image_size, config.image_size):
+            raise ValueError(
+                f"vision tower is {self.visual.image_size}, config {config.image_size}"
+            )
         self.config = config
-        self.visual = visual.requires_grad_(False)
+        visual.requires_grad_(False)
         width, dim = config.width, config.embed_dim
         self.adapters = nn.ModuleList(
             ResidualAdapter(width, config.beta, config.adapter_act) for _ in range(config.n_adapt)
@@ -79,10 +86,11 @@ class IpadClip(nn.Module):
         # Each projector starts as the tower's own ln_post+proj map: with a pretrained CLIP the
         # patch features then start in the joint image-text space; from random init it is just
         # a shared starting point.
-        self.projectors = nn.ModuleList(nn.Linear(width, dim) for _ in config.feature_layers)
+        projectors = [nn.Linear(width, dim) for _ in config.feature_layers]
+        self.projectors = nn.ModuleList(projectors)
         with torch.no_grad():
-            for proj in self.projectors:
-                proj.weight.copy_(visual.proj.t())
+            for proj in projectors:
+                proj.weight.copy_(self.visual.proj.t())
                 proj.bias.zero_()
         if anchors is None:
             anchors = random_anchors(config.num_classes, dim)
