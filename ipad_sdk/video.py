@@ -4,8 +4,10 @@ Every ``stride``-th frame (in presentation order, from frame 0) becomes a named 
 is ``<video>#frame=<index>``, unique per frame and used as the output key of masks and overlays,
 and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (seconds, the frame's
 ``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
-:class:`~ipad_sdk.errors.InputError`; truncation is seen where the container declares a frame
-count. The decode is bounded: at most one packet per byte of the file is demuxed.
+:class:`~ipad_sdk.errors.InputError`. Truncation is seen where the container declares a frame
+count (MP4, MOV, AVI) or its size (a Matroska/WebM segment: every muxer writing to a seekable file
+declares it; a live recording with an unknown size can't tell a cut). The decode is bounded: at
+most one packet per byte of the file is demuxed.
 """
 
 from __future__ import annotations
@@ -72,11 +74,51 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
             raise InputError(
                 f"{name}: truncated video: {decoded} of {stream.frames} frames decoded"
             )
+        declared, actual = _declared_size(name), os.path.getsize(name)
+        if declared is not None and declared > actual:
+            raise InputError(
+                f"{name}: truncated video: the file has {actual:,} of the {declared:,} bytes its "
+                f"container declares; {decoded} frames decoded"
+            )
 
 
 def _packet_limit(name: str) -> int:
     """Packets a file can hold: at most one per byte (the bound that ends any decode)."""
     return max(os.path.getsize(name), 1)
+
+
+_EBML, _SEGMENT = b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"
+
+
+def _declared_size(name: str) -> int | None:
+    """The file size a Matroska/WebM file declares (the end of its Segment element), or ``None``
+    (another container, or a segment of unknown size)."""
+    with open(name, "rb") as fh:
+        head = fh.read(4096)
+    if not head.startswith(_EBML):
+        return None
+    header = _vint(head, len(_EBML))
+    if header is None or header[0] is None:
+        return None
+    at = header[1] + header[0]
+    if head[at : at + 4] != _SEGMENT:
+        return None
+    segment = _vint(head, at + 4)
+    if segment is None or segment[0] is None:
+        return None
+    return segment[1] + segment[0]
+
+
+def _vint(data: bytes, at: int) -> tuple[int | None, int] | None:
+    """An EBML variable-size integer at ``data[at]``: (its value, ``None`` for "unknown"; the
+    offset after it), or ``None`` where ``data`` holds none."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()  # the leading zero bits, plus the marker bit
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1)
+    return (None if value == (1 << (7 * length)) - 1 else value), at + length
 
 
 def _decoded(av: Any, container: Any, stream: Any, name: str, limit: int) -> Iterator[Any]:
