@@ -23,8 +23,8 @@ on that GPU preprocesses them there instead (:mod:`ipad_sdk.device_preprocess`).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
 three channels; 16-bit values map to 8 bits by ``round(v / 257)`` (16-bit RGB PNG and TIFF files
-are decoded at full precision: Pillow alone keeps the high byte); floats by ``round(v * 255)``. A
-C-contiguous RGB ``uint8`` array is returned as is, not copied.
+and 16-bit gray+alpha PNGs are decoded at full precision: Pillow alone keeps the high byte);
+floats by ``round(v * 255)``. A C-contiguous RGB ``uint8`` array is returned as is, not copied.
 
 Errors name the input and the problem: missing file, not an image, truncated data, zero size,
 more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
@@ -198,6 +198,8 @@ def _decode_with_pillow(data: bytes, name: str, max_pixels: int) -> tuple[np.nda
     icc = img.info.get("icc_profile")
     if _is_rgb16(img):
         return _orient(_decode_rgb16(data, img, name), _exif_orientation(img)), icc
+    if _is_la16(img):
+        return _orient(_decode_la16(img, name), _exif_orientation(img)), icc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _decode(img, name)
@@ -263,6 +265,23 @@ def _decode_rgb16(data: bytes, img: Image.Image, name: str) -> np.ndarray:
             _decode(part, name)
     high_bytes = np.asarray(img)[:, :, :3].astype(np.uint16)
     return (high_bytes << 8) | np.asarray(low)[:, :, :3]
+
+
+def _is_la16(img: Image.Image) -> bool:
+    return img.mode == "RGBA" and bool(img.tile) and all(_rawmode(t) == "LA;16B" for t in img.tile)
+
+
+def _decode_la16(img: Image.Image, name: str) -> np.ndarray:
+    """A 16-bit gray+alpha PNG at full precision (alpha dropped, gray repeated). Pillow opens it
+    as RGBA holding the high bytes; decoded once as 8-bit RGBA instead (the same 4 bytes per
+    pixel), its channels are the gray's high and low bytes, then the alpha's."""
+    img.tile = [_with_rawmode(t, "RGBA") for t in img.tile]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _decode(img, name)
+    packed = np.asarray(img)
+    gray = (packed[:, :, 0].astype(np.uint16) << 8) | packed[:, :, 1]
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 def _with_rawmode(tile: Any, rawmode: str) -> Any:

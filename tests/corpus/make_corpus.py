@@ -124,6 +124,20 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+def png16_gray_alpha(gray: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A 16-bit gray+alpha PNG (colour type 4; Pillow cannot write one), rows unfiltered."""
+    h, w = gray.shape
+    pixels = np.stack([gray, alpha], axis=-1).astype(">u2")
+    raw = b"".join(b"\0" + pixels[y].tobytes() for y in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
 def jpeg_with_size(width: int, height: int) -> bytes:
     """A small valid JPEG whose SOF0 is rewritten to declare ``width x height``."""
     data = bytearray(encode(pattern(16, 16), "JPEG", quality=90))
@@ -652,6 +666,11 @@ def _mode_cases() -> list[Case]:
     rgba = np.dstack([BASE, (np.arange(32) * 8 % 256).astype(np.uint8)[None].repeat(24, 0)])
     rgba[:4, :4, 3] = 0  # fully transparent pixels keep their stored colour
     la = np.dstack([BASE[..., 0], BASE[..., 1]])
+    gray16 = (BASE[..., 0].astype(np.int64) * 251 + BASE[..., 2]).astype(
+        np.uint16
+    )  # low bytes matter
+    la16 = png16_gray_alpha(gray16, BASE[..., 1].astype(np.uint16) * 257)
+    gray16_as_8 = np.floor(gray16 / 257.0 + 0.5).astype(np.uint8)  # round(v / 257)
     return [
         Case(
             "cmyk-jpeg",
@@ -707,6 +726,23 @@ def _mode_cases() -> list[Case]:
             build=_file(
                 encode(Image.fromarray(la, "LA"), "PNG"), np.repeat(la[..., :1], 3, axis=2)
             ),
+        ),
+        Case(
+            "la16-png",
+            "la-rgba",
+            "ok",
+            note="16-bit gray+alpha: both bytes of the gray kept, round(v / 257), alpha dropped",
+            file="la16.png",
+            build=_file(la16, np.repeat(gray16_as_8[..., None], 3, axis=2)),
+        ),
+        Case(
+            "la16-png-truncated",
+            "truncated-png",
+            "error",
+            TRUNCATED,
+            note="16-bit gray+alpha PNG, first half",
+            file="la16-truncated.png",
+            build=_file(la16[: len(la16) // 2]),
         ),
         Case(
             "mode-1-png",
