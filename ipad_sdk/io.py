@@ -26,7 +26,8 @@ three channels; 16-bit values map to 8 bits by ``round(v / 257)`` (16-bit RGB PN
 and 16-bit gray+alpha PNGs are decoded at full precision: Pillow alone keeps the high byte);
 floats by ``round(v * 255)``. A C-contiguous RGB ``uint8`` array is returned as is, not copied.
 
-Errors name the input and the problem: missing file, not an image, truncated data, zero size,
+Errors name the input and the problem: missing file, not an image (a video, by its extension or
+its container, is refused: its frames go through :mod:`ipad_sdk.video`), truncated data, zero size,
 more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
 values out of range, unsupported dtype or shape. Encoded files are also subject to Pillow's own
 bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``, the default ``max_pixels``): to accept larger
@@ -48,6 +49,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .colour import quantize8, to_srgb
 from .decoders import sniff
 from .errors import InputError
+from .video import is_video
 
 #: Default pixel limit (width * height) for one input: 2x Pillow's own bomb warning limit, which is
 #: the size at which Pillow itself refuses to open a file. 179 MP covers every camera photo.
@@ -153,6 +155,14 @@ def check_unit_range(lo: float, hi: float, name: str) -> None:
         )
 
 
+def video_refusal(name: str) -> str:
+    """The message for a video met where an image is expected."""
+    return (
+        f"{name}: a video, not an image: sample its frames with `ipad detect --frame-stride N` "
+        "(or ipad_sdk.video.iter_frames)"
+    )
+
+
 def _read_path(path: Path, name: str) -> bytes:
     if not path.exists():
         raise InputError(f"{name}: file not found")
@@ -160,6 +170,8 @@ def _read_path(path: Path, name: str) -> bytes:
         raise InputError(f"{name}: is a directory, not an image file")
     if path.stat().st_size == 0:
         raise InputError(f"{name}: file is empty (0 bytes)")
+    if is_video(path):  # refused before its (possibly huge) bytes are read
+        raise InputError(video_refusal(name))
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -179,6 +191,8 @@ def _from_encoded(data: bytes, name: str, max_pixels: int, suffix: str) -> np.nd
     if not data:
         raise InputError(f"{name}: no data (0 bytes)")
     kind = sniff(data, suffix)
+    if kind == "video":
+        raise InputError(video_refusal(name))
     if kind == "heif":
         from .decoders import decode_heif
 

@@ -251,3 +251,32 @@ def test_a_segment_of_unknown_size_is_read_to_its_end(tmp_path):
     data[at : at + 8] = b"\x01" + b"\xff" * 7
     video.write_bytes(bytes(data))
     assert [f.index for f in iter_frames(video, 1, 10**8)] == list(range(FRAMES))
+
+
+def test_a_video_where_an_image_is_expected_is_refused_by_name(tmp_path):
+    """load_image / Detector.detect (and Ray, which reads files as images) refuse a video with a
+    pointer to the frame sampler: by extension before reading it, by container for bytes."""
+    from ipad_sdk import load_image
+
+    mkv = write_matroska(tmp_path / "clip.mkv", "mpeg4")
+    mp4 = write_video(tmp_path / "clip.mp4", CODECS[0])
+    avi = tmp_path / "clip.avi"
+    with av.open(str(avi), "w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        black = av.VideoFrame.from_ndarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8), format="rgb24")
+        container.mux(stream.encode(black))
+        container.mux(stream.encode())
+    renamed = tmp_path / "still.png"
+    renamed.write_bytes(mkv.read_bytes())  # a video under an image's name: its container tells
+    cases = [(mkv, str(mkv)), (str(mp4), str(mp4)), (renamed, str(renamed))]
+    cases += [(p.read_bytes(), f"<{p.stat().st_size} bytes>") for p in (mkv, mp4, avi)]
+    for obj, name in cases:
+        with pytest.raises(InputError) as info:
+            load_image(obj)
+        assert str(info.value) == (
+            f"{name}: a video, not an image: sample its frames with "
+            "`ipad detect --frame-stride N` (or ipad_sdk.video.iter_frames)"
+        )
+    with pytest.raises(InputError, match="file not found"):
+        load_image(tmp_path / "missing.mp4")
