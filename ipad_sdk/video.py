@@ -6,8 +6,9 @@ and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (se
 ``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
 :class:`~ipad_sdk.errors.InputError`. Truncation is seen where the container declares a frame
 count (MP4, MOV, AVI) or its size (a Matroska/WebM segment: every muxer writing to a seekable file
-declares it; a live recording with an unknown size can't tell a cut). The decode is bounded: at
-most one packet per byte of the file is demuxed.
+declares it; a live recording with an unknown size can't tell a cut). Damage inside a file that
+FFmpeg resyncs past or conceals (it only logs it) is not seen: Matroska/WebM carry no checksums
+that FFmpeg checks. The decode is bounded: at most one packet per byte of the file is demuxed.
 """
 
 from __future__ import annotations

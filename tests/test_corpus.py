@@ -31,6 +31,11 @@ KNOWN_BUGS = {
         "KNOWN LIMITATION: a Matroska/WebM segment of unknown size (a live recording) declares "
         "neither its frames nor its size: a cut after a whole frame ends like the real end"
     ),
+    "video-webm-zeroed-middle": (
+        "KNOWN LIMITATION: FFmpeg's Matroska demuxer resyncs past damaged bytes and only logs it; "
+        "the frames after the damage up to the next cluster are lost without an error (VP8/VP9 "
+        "decoders also conceal damage: WebM has no checksums to tell)"
+    ),
 }
 
 
