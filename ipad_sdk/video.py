@@ -6,9 +6,11 @@ and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (se
 ``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
 :class:`~ipad_sdk.errors.InputError`. Truncation is seen where the container declares a frame
 count (MP4, MOV, AVI) or its size (a Matroska/WebM segment: every muxer writing to a seekable file
-declares it; a live recording with an unknown size can't tell a cut). Damage inside a file that
-FFmpeg resyncs past or conceals (it only logs it) is not seen: Matroska/WebM carry no checksums
-that FFmpeg checks. The decode is bounded: at most one packet per byte of the file is demuxed.
+declares it; a live recording with an unknown size can't tell a cut). Damage the decoder detects
+is an error too (``err_detect=explode``: FFmpeg would conceal it with smeared blocks, artifacts of
+its own); damage that the demuxer resyncs past or that a decoder can't detect (VP8/VP9 have no
+checksums) is not seen. The decode is bounded: at most one packet per byte of the file is
+demuxed.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
         if not container.streams.video:
             raise InputError(f"{name}: no video stream")
         stream = container.streams.video[0]
+        # a damaged bitstream is an error, not concealed (smeared blocks are artifacts themselves)
+        stream.codec_context.options = {"err_detect": "explode"}
         decoded = 0
         for frame in _decoded(av, container, stream, name, _packet_limit(name)):
             if decoded % stride == 0:

@@ -33,8 +33,8 @@ KNOWN_BUGS = {
     ),
     "video-webm-zeroed-middle": (
         "KNOWN LIMITATION: FFmpeg's Matroska demuxer resyncs past damaged bytes and only logs it; "
-        "the frames after the damage up to the next cluster are lost without an error (VP8/VP9 "
-        "decoders also conceal damage: WebM has no checksums to tell)"
+        "the frames after the damage up to the next cluster are lost without an error (and VP8/VP9 "
+        "decoders can't detect damage: WebM has no checksums to tell)"
     ),
 }
 

@@ -280,3 +280,19 @@ def test_a_video_where_an_image_is_expected_is_refused_by_name(tmp_path):
         )
     with pytest.raises(InputError, match="file not found"):
         load_image(tmp_path / "missing.mp4")
+
+
+def test_damage_the_decoder_detects_ends_the_video_with_an_error(tmp_path):
+    """Zeroed bytes in an MPEG-4 Part 2 stream: FFmpeg would conceal them (8 smeared frames, no
+    error); the frames before the damage come out, then a clear error."""
+    whole = write_video(tmp_path / "whole.mp4", "mpeg4")
+    assert [f.index for f in iter_frames(whole, 1, 10**8)] == list(range(FRAMES))
+    data = whole.read_bytes()
+    at = len(data) // 2
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(data[:at] + bytes(600) + data[at + 600 :])
+    decoded = []
+    with pytest.raises(InputError, match=f"^{video}: corrupt video: ") as info:
+        decoded.extend(f.index for f in iter_frames(video, 1, 10**8))
+    assert decoded == list(range(whole_packets(whole, at)))  # the frames wholly before the damage
+    assert "Invalid data" in str(info.value)
