@@ -39,7 +39,7 @@ def sniff(data: bytes, suffix: str) -> str:
     ``suffix``)."""
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         return "heif"
-    if data[4:8] == b"ftyp" and data[8:12] in VIDEO_BRANDS or data[:4] == _EBML:
+    if (data[4:8] == b"ftyp" and data[8:12] in VIDEO_BRANDS) or data[:4] == _EBML:
         return "video"
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return "video"

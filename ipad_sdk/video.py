@@ -68,6 +68,7 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
         if not container.streams.video:
             raise InputError(f"{name}: no video stream")
         stream = container.streams.video[0]
+        declared, actual = _declared_size(name), os.path.getsize(name)
         # a damaged bitstream is an error, not concealed (smeared blocks are artifacts themselves)
         stream.codec_context.options = {"err_detect": "explode"}
         decoded = 0
@@ -79,7 +80,6 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
             raise InputError(
                 f"{name}: truncated video: {decoded} of {stream.frames} frames decoded"
             )
-        declared, actual = _declared_size(name), os.path.getsize(name)
         if declared is not None and declared > actual:
             raise InputError(
                 f"{name}: truncated video: the file has {actual:,} of the {declared:,} bytes its "
@@ -98,8 +98,11 @@ _EBML, _SEGMENT = b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"
 def _declared_size(name: str) -> int | None:
     """The file size a Matroska/WebM file declares (the end of its Segment element), or ``None``
     (another container, or a segment of unknown size)."""
-    with open(name, "rb") as fh:
-        head = fh.read(4096)
+    try:
+        with open(name, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
     if not head.startswith(_EBML):
         return None
     header = _vint(head, len(_EBML))
