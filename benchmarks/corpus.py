@@ -5,10 +5,10 @@ files that the SDK's own exporters write. ``python benchmarks/corpus.py --out DI
 files and ``DIR/manifest.json``; ``benchmarks/reliability.py``, ``tests/test_corpus.py`` and
 ``tests/test_fuzz.py`` import the case list and :func:`evaluate`.
 
-A case is a file (``kind`` ``image`` or ``model``) or an in-memory object (``memory``, built by a
-generator function). ``expect`` is the correct behaviour: ``"error"`` (an SDK error naming the
-input whose message matches ``match``) or ``"ok"`` (a result, equal to ``expected`` when the case
-defines the pixels).
+A case is a file (``kind`` ``image``, ``video`` or ``model``) or an in-memory object (``memory``,
+built by a generator function). ``expect`` is the correct behaviour: ``"error"`` (an SDK error
+naming the input whose message matches ``match``) or ``"ok"`` (a result, equal to ``expected``
+when the case defines the pixels).
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ class Case:
     make: Callable[[], tuple[Any, np.ndarray | None]] | None = field(default=None, repr=False)
     #: for ok cases without exact pixels: the result's height and width
     shape: tuple[int, int] | None = None
+    #: for ok video cases: the number of frames (all decoded, in order)
+    frames: int | None = None
     needs: str = ""  # a key of NEEDS_MODULES
 
     def entry(self) -> dict[str, Any]:
@@ -120,6 +122,20 @@ def png_header_only(width: int, height: int) -> bytes:
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", ihdr)
         + _chunk(b"IDAT", zlib.compress(b""))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def png16_gray_alpha(gray: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A 16-bit gray+alpha PNG (colour type 4; Pillow cannot write one), rows unfiltered."""
+    h, w = gray.shape
+    pixels = np.stack([gray, alpha], axis=-1).astype(">u2")
+    raw = b"".join(b"\0" + pixels[y].tobytes() for y in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(raw))
         + _chunk(b"IEND", b"")
     )
 
@@ -652,6 +668,11 @@ def _mode_cases() -> list[Case]:
     rgba = np.dstack([BASE, (np.arange(32) * 8 % 256).astype(np.uint8)[None].repeat(24, 0)])
     rgba[:4, :4, 3] = 0  # fully transparent pixels keep their stored colour
     la = np.dstack([BASE[..., 0], BASE[..., 1]])
+    gray16 = (BASE[..., 0].astype(np.int64) * 251 + BASE[..., 2]).astype(
+        np.uint16
+    )  # low bytes matter
+    la16 = png16_gray_alpha(gray16, BASE[..., 1].astype(np.uint16) * 257)
+    gray16_as_8 = np.floor(gray16 / 257.0 + 0.5).astype(np.uint8)  # round(v / 257)
     return [
         Case(
             "cmyk-jpeg",
@@ -707,6 +728,23 @@ def _mode_cases() -> list[Case]:
             build=_file(
                 encode(Image.fromarray(la, "LA"), "PNG"), np.repeat(la[..., :1], 3, axis=2)
             ),
+        ),
+        Case(
+            "la16-png",
+            "la-rgba",
+            "ok",
+            note="16-bit gray+alpha: both bytes of the gray kept, round(v / 257), alpha dropped",
+            file="la16.png",
+            build=_file(la16, np.repeat(gray16_as_8[..., None], 3, axis=2)),
+        ),
+        Case(
+            "la16-png-truncated",
+            "truncated-png",
+            "error",
+            TRUNCATED,
+            note="16-bit gray+alpha PNG, first half",
+            file="la16-truncated.png",
+            build=_file(la16[: len(la16) // 2]),
         ),
         Case(
             "mode-1-png",
@@ -820,6 +858,7 @@ NEEDS_MODULES = {
     "cuda": ["torch"],
     "heif": ["pillow_heif"],
     "raw": ["rawpy", "tifffile"],
+    "video": ["av"],
 }
 HUGE = 100_000  # declared width and height: 10^10 pixels, above libheif's security limit
 BIG = 20_000  # 4 * 10^8 pixels: within libheif's limit, above the default max_pixels
@@ -932,6 +971,88 @@ def _extra_format_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+# -- videos (PyAV): Matroska/WebM declare no frame count, only their size ------------------------
+VIDEO_FRAMES = 8
+VIDEO_MATCH = "truncated video|corrupt video|cannot open video|no video stream"
+
+
+def video_bytes(fmt: str, codec: str) -> bytes:
+    """``VIDEO_FRAMES`` frames of noise (64x48, 25 fps) that PyAV writes as ``fmt``."""
+    import tempfile
+    from fractions import Fraction
+
+    import av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip"
+        with av.open(str(path), "w", format=fmt) as container:
+            stream = container.add_stream(codec, rate=Fraction(25))
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(VIDEO_FRAMES):
+                noise = np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(noise, format="rgb24")))
+            container.mux(stream.encode())
+        return path.read_bytes()
+
+
+def _unknown_size(data: bytes) -> bytes:
+    """A Matroska file whose Segment declares an unknown size, as live recordings do."""
+    at = data.index(b"\x18\x53\x80\x67") + 4
+    return data[:at] + b"\x01" + b"\xff" * 7 + data[at + 8 :]
+
+
+def _video_cases() -> list[Case]:
+    """Truncated and corrupt Matroska/WebM files (no frame count declared): the frames that decode,
+    then a clear InputError; and videos where an image is expected (``load_image``)."""
+
+    def made(fmt: str, codec: str, edit: Callable[[bytes], bytes] = lambda d: d) -> Any:
+        return lambda name: ({name: edit(video_bytes(fmt, codec))}, None)
+
+    def keep(part: float) -> Callable[[bytes], bytes]:
+        """The first ``part`` bytes (a fraction of the file when below 1)."""
+        return lambda data: data[: int(part if part >= 1 else len(data) * part)]
+
+    mkv, webm, vp9 = ("matroska", "mpeg4"), ("webm", "libvpx"), ("webm", "libvpx-vp9")
+    not_image = "a video, not an image"
+    spec = [
+        # name, kind, expect, match, file, build, note
+        ("video-mkv-whole", "video", "ok", "", "whole.mkv", made(*mkv), "every frame, no error"),
+        ("video-mkv-truncated-at-50pct", "video", "error", VIDEO_MATCH, "cut50.mkv",
+         made(*mkv, keep(0.5)), "first half: the frames before the cut, then the error"),
+        ("video-mkv-truncated-at-99pct", "video", "error", VIDEO_MATCH, "cut99.mkv",
+         made(*mkv, keep(0.99)), "only the index (Cues) cut: every frame, then the error"),
+        ("video-webm-truncated-at-16", "video", "error", VIDEO_MATCH, "cut16.webm",
+         made(*webm, keep(16)), "the EBML header only"),
+        ("video-webm-truncated-at-50pct", "video", "error", VIDEO_MATCH, "cut50.webm",
+         made(*webm, keep(0.5)), "VP8, first half"),
+        ("video-webm-vp9-truncated-at-90pct", "video", "error", VIDEO_MATCH, "cut90-vp9.webm",
+         made(*vp9, keep(0.9)), "VP9, 90% kept"),
+        ("video-mkv-unknown-size-truncated", "video", "error", VIDEO_MATCH, "live-cut.mkv",
+         made(*mkv, lambda d: keep(0.5)(_unknown_size(d))),
+         "a live recording's unknown-size segment, cut: nothing declares what is missing"),
+        ("video-mp4-zeroed-middle", "video", "error", VIDEO_MATCH, "zeroed.mp4",
+         made("mp4", "mpeg4", lambda d: d[: len(d) // 2] + bytes(600) + d[len(d) // 2 + 600 :]),
+         "600 bytes zeroed mid-file: the MPEG-4 decoder detects it (it would conceal it)"),
+        ("video-webm-zeroed-middle", "video", "error", VIDEO_MATCH, "zeroed.webm",
+         made(*webm, lambda d: d[: len(d) // 2] + bytes(600) + d[len(d) // 2 + 600 :]),
+         "600 bytes zeroed mid-file: the demuxer skips to the next cluster"),
+        ("video-mkv-as-image", "image", "error", not_image, "clip.mkv", made(*mkv),
+         "load_image on a video: refused by its extension, before it is read"),
+        ("video-webm-named-png", "image", "error", not_image, "clip-webm.png", made(*webm),
+         "a WebM under an image's name: refused by its container (EBML magic)"),
+    ]  # fmt: skip
+    return [
+        Case(name, f"video-{name.split('-')[1]}", expect, match, note, kind=kind, file=file,
+             build=build, frames=VIDEO_FRAMES if expect == "ok" else None, needs="video")
+        for name, kind, expect, match, file, build, note in spec
+    ]  # fmt: skip
+
+
+def video_cases() -> list[Case]:
+    """Every video case of ``kind`` ``video`` (the ``image`` ones are in :func:`image_cases`)."""
+    return [c for c in _video_cases() if c.kind == "video"]
+
+
 def image_cases() -> list[Case]:
     """Every file-based image case."""
     return [
@@ -944,6 +1065,7 @@ def image_cases() -> list[Case]:
         *_exif_cases(),
         *_animated_cases(),
         *_extra_format_cases(),
+        *[c for c in _video_cases() if c.kind == "image"],
     ]
 
 
@@ -2022,7 +2144,7 @@ def metadata_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return [*image_cases(), *memory_cases(), *model_cases(), *metadata_cases()]
+    return [*image_cases(), *video_cases(), *memory_cases(), *model_cases(), *metadata_cases()]
 
 
 # -- output cases: `ipad detect` writing where it cannot ------------------------------------------
@@ -2205,8 +2327,9 @@ def case_input(case: Case, root: Path) -> tuple[Any, np.ndarray | None]:
 
 
 def evaluate(case: Case, obj: Any, expected: np.ndarray | None) -> Outcome:
-    """Run ``obj`` through ``load_image`` (image/memory cases) or ``Detector`` plus one
-    ``detect`` (model cases) and judge the outcome against ``case``."""
+    """Run ``obj`` through ``load_image`` (image/memory cases), every frame of
+    ``ipad_sdk.video.iter_frames`` (video cases) or ``Detector`` plus one ``detect`` (model cases)
+    and judge the outcome against ``case``."""
     from ipad_sdk import Detector
     from ipad_sdk.io import describe, load_image
 
@@ -2219,6 +2342,11 @@ def evaluate(case: Case, obj: Any, expected: np.ndarray | None) -> Outcome:
             if case.kind == "model":
                 detector = Detector(obj, device="auto" if case.needs == "trt" else "cpu")
                 result = detector.detect(pattern(40, 56))
+            elif case.kind == "video":
+                from ipad_sdk.io import DEFAULT_MAX_PIXELS
+                from ipad_sdk.video import iter_frames
+
+                result = [frame.index for frame in iter_frames(obj, 1, DEFAULT_MAX_PIXELS)]
             else:
                 result = load_image(obj)
     except Exception as exc:  # noqa: BLE001 -- judging every exception is the point
@@ -2238,11 +2366,13 @@ def evaluate(case: Case, obj: Any, expected: np.ndarray | None) -> Outcome:
     seconds = time.perf_counter() - start
     if case.expect == "error":
         return Outcome("WRONG: no error (silent wrong answer)", "returned a result", seconds)
-    problem = (
-        check_result(result, (40, 56))
-        if case.kind == "model"
-        else _check_pixels(result, expected, case.shape)
-    )
+    if case.kind == "model":
+        problem = check_result(result, (40, 56))
+    elif case.kind == "video":
+        want = list(range(case.frames or 0))
+        problem = "" if result == want else f"frames {result}, expected {want}"
+    else:
+        problem = _check_pixels(result, expected, case.shape)
     if problem:
         return Outcome("WRONG: wrong result", problem, seconds)
     if seconds > time_limit:

@@ -28,10 +28,21 @@ _DNG_VERSION_TAG = b"\xc6\x12"  # 50706, big-endian; little-endian files hold b"
 Decoded = tuple[np.ndarray, "bytes | None"]  # HxWx3 uint8/uint16 pixels, ICC profile
 
 
+#: ISO-BMFF major brands of video files (MP4, MOV, M4V, 3GP), and the Matroska/WebM magic.
+VIDEO_BRANDS = (b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ",
+                b"qt  ", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4", b"f4v ")  # fmt: skip
+_EBML = b"\x1a\x45\xdf\xa3"
+
+
 def sniff(data: bytes, suffix: str) -> str:
-    """``"heif"``, ``"raw"`` or ``"pillow"`` for encoded ``data`` (file extension ``suffix``)."""
+    """``"heif"``, ``"raw"``, ``"video"`` or ``"pillow"`` for encoded ``data`` (file extension
+    ``suffix``)."""
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         return "heif"
+    if (data[4:8] == b"ftyp" and data[8:12] in VIDEO_BRANDS) or data[:4] == _EBML:
+        return "video"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "video"
     if data[4:8] == b"ftyp" and data[8:12] == b"crx ":  # Canon CR3
         return "raw"
     if suffix in RAW_SUFFIXES or (data[:4] in (b"II*\0", b"MM\0*") and _has_dng_tag(data)):

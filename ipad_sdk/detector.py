@@ -228,17 +228,15 @@ class Detector:
         size: tuple[int, int] | None = None, matrix: str = "bt601", yuv_range: str = "limited",
     ) -> Result:  # fmt: skip
         """Detect artifacts in one image (path, bytes, PIL image, numpy array or torch tensor),
-        or in a raw YUV frame: a uint8 numpy buffer with ``pixel_format`` ``"nv12"``, ``"i420"``
-        or ``"yuyv"`` and ``size`` ``(width, height)``, converted with ``matrix`` (``"bt601"`` or
-        ``"bt709"``) and ``yuv_range`` (``"limited"`` or ``"full"``; see :mod:`ipad_sdk.yuv`)."""
+        or in a raw YUV frame: a uint8 buffer (numpy, torch tensor or DLPack) with
+        ``pixel_format`` ``"nv12"``, ``"i420"`` or ``"yuyv"`` and ``size`` ``(width, height)``,
+        converted with ``matrix`` (``"bt601"`` or ``"bt709"``) and ``yuv_range`` (``"limited"``
+        or ``"full"``; see :mod:`ipad_sdk.yuv`). A tensor on the PyTorch backend's GPU is
+        converted and preprocessed there (:mod:`ipad_sdk.device_preprocess`)."""
         if pixel_format is not None:
-            from .yuv import yuv_to_rgb
-
             if size is None:
                 raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
-            # yuv_to_rgb refuses anything but a uint8 numpy array with an InputError
-            frame = cast(np.ndarray, image)
-            image = yuv_to_rgb(frame, pixel_format, size, matrix, yuv_range, describe(image))
+            image = self._yuv_to_rgb(image, pixel_format, size, matrix, yuv_range)
         return self.detect_batch([image], batch_size=1)[0]
 
     def detect_batch(
@@ -342,6 +340,22 @@ class Detector:
         want = torch.device(self.device)
         index = torch.cuda.current_device() if want.index is None else want.index
         return tensor if tensor.is_cuda and tensor.device.index == index else None
+
+    def _yuv_to_rgb(
+        self, image: Any, pixel_format: str, size: tuple[int, int], matrix: str, yuv_range: str
+    ) -> Any:
+        """A YUV frame as RGB: a ``3xHxW`` tensor on this detector's GPU where it lies there,
+        else ``HxWx3`` numpy."""
+        tensor = self._device_image(image)
+        if tensor is not None:
+            from .device_preprocess import yuv_to_rgb_tensor
+
+            return yuv_to_rgb_tensor(tensor, pixel_format, size, matrix, yuv_range,
+                                     describe(image), self.max_pixels)  # fmt: skip
+        from .yuv import yuv_to_rgb
+
+        return yuv_to_rgb(image, pixel_format, size, matrix, yuv_range, describe(image),
+                          self.max_pixels)  # fmt: skip
 
     def _prepare(self, image: ImageInput) -> _Prepared | Failure:
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None

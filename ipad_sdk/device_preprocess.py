@@ -10,6 +10,10 @@ The resize is ``torch.nn.functional.interpolate(mode="bicubic", antialias=True)`
 filter as Pillow's (a = -0.5 with antialiasing), run as Pillow runs it: horizontal pass, rounded
 and clipped to uint8, then vertical pass. Pixels then differ from the host path by at most one
 level (Pillow's fixed-point rounding). Everything after the resize is identical.
+
+Raw YUV frames (NV12, I420, YUYV) convert on their device too (:func:`yuv_to_rgb_tensor`): the
+same layouts, BT.601/BT.709 matrices and full/limited ranges as :mod:`ipad_sdk.yuv`, the same
+float64 arithmetic, so the RGB equals the host conversion's.
 """
 
 from __future__ import annotations
@@ -57,6 +61,38 @@ def to_rgb_uint8(tensor: torch.Tensor, name: str, max_pixels: int) -> torch.Tens
             f"{name}: unsupported tensor dtype {t.dtype}; use uint8 or float in [0, 1]"
         )
     return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
+
+
+def yuv_to_rgb_tensor(
+    buffer: torch.Tensor, pixel_format: str, size: tuple[int, int], matrix: str = "bt601",
+    yuv_range: str = "limited", name: str = "<yuv frame>", max_pixels: int | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """A YUV frame in a uint8 tensor (any shape, C order, any device) -> ``3 x H x W`` RGB uint8
+    on the same device: :func:`ipad_sdk.yuv.yuv_to_rgb` computed there, no host copy."""
+    import torch
+
+    from .yuv import MATRICES, check_frame, check_options, rgb_planes
+
+    check_options(matrix, yuv_range, name)
+    if buffer.dtype != torch.uint8:
+        raise InputError(f"{name}: a {pixel_format} frame must be uint8, got {buffer.dtype}")
+    width, height = check_frame(pixel_format, size, buffer.numel(), name, max_pixels)
+    flat = buffer.detach().reshape(-1)
+    if pixel_format == "yuyv":
+        pairs = flat.view(height, width // 2, 4)
+        y = pairs[:, :, [0, 2]].reshape(height, width)
+        u, v = (pairs[:, :, i].repeat_interleave(2, dim=1) for i in (1, 3))
+    else:
+        y, chroma = flat[: width * height].view(height, width), flat[width * height :]
+        if pixel_format == "nv12":
+            uv = chroma.view(height // 2, width // 2, 2)
+            u, v = uv[:, :, 0], uv[:, :, 1]
+        else:
+            u, v = chroma.view(2, height // 2, width // 2)
+        u, v = (p.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1) for p in (u, v))
+    planes = (p.to(torch.float64) for p in (y, u, v))
+    rgb = torch.stack(rgb_planes(*planes, MATRICES[matrix], yuv_range == "full"))
+    return torch.round(rgb.clamp_(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
 def resize_tensor(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

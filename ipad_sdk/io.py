@@ -23,10 +23,11 @@ on that GPU preprocesses them there instead (`ipad_sdk.device_preprocess`).
 
 Conversions: alpha is dropped (the colour channels are used as stored); grayscale is repeated to
 three channels; 16-bit values map to 8 bits by ``round(v / 257)`` (16-bit RGB PNG and TIFF files
-are decoded at full precision: Pillow alone keeps the high byte); floats by ``round(v * 255)``. A
-C-contiguous RGB ``uint8`` array is returned as is, not copied.
+and 16-bit gray+alpha PNGs are decoded at full precision: Pillow alone keeps the high byte);
+floats by ``round(v * 255)``. A C-contiguous RGB ``uint8`` array is returned as is, not copied.
 
-Errors name the input and the problem: missing file, not an image, truncated data, zero size,
+Errors name the input and the problem: missing file, not an image (a video, by its extension or
+its container, is refused: its frames go through :mod:`ipad_sdk.video`), truncated data, zero size,
 more than ``max_pixels`` pixels (checked from the header, before decoding), non-finite values,
 values out of range, unsupported dtype or shape. Encoded files are also subject to Pillow's own
 bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``, the default ``max_pixels``): to accept larger
@@ -48,6 +49,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .colour import quantize8, to_srgb
 from .decoders import sniff
 from .errors import InputError
+from .video import is_video
 
 if TYPE_CHECKING:
     import torch
@@ -232,6 +234,14 @@ def check_unit_range(lo: float, hi: float, name: str) -> None:
         )
 
 
+def video_refusal(name: str) -> str:
+    """The message for a video met where an image is expected."""
+    return (
+        f"{name}: a video, not an image: sample its frames with `ipad detect --frame-stride N` "
+        "(or ipad_sdk.video.iter_frames)"
+    )
+
+
 def _read_path(path: Path, name: str) -> bytes:
     if not path.exists():
         raise InputError(f"{name}: file not found")
@@ -239,6 +249,8 @@ def _read_path(path: Path, name: str) -> bytes:
         raise InputError(f"{name}: is a directory, not an image file")
     if path.stat().st_size == 0:
         raise InputError(f"{name}: file is empty (0 bytes)")
+    if is_video(path):  # refused before its (possibly huge) bytes are read
+        raise InputError(video_refusal(name))
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -258,6 +270,8 @@ def _from_encoded(data: bytes, name: str, max_pixels: int, suffix: str) -> np.nd
     if not data:
         raise InputError(f"{name}: no data (0 bytes)")
     kind = sniff(data, suffix)
+    if kind == "video":
+        raise InputError(video_refusal(name))
     if kind == "heif":
         from .decoders import decode_heif
 
@@ -277,6 +291,8 @@ def _decode_with_pillow(data: bytes, name: str, max_pixels: int) -> tuple[np.nda
     icc = img.info.get("icc_profile")
     if _is_rgb16(img):
         return _orient(_decode_rgb16(data, img, name), _exif_orientation(img)), icc
+    if _is_la16(img):
+        return _orient(_decode_la16(img, name), _exif_orientation(img)), icc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _decode(img, name)
@@ -344,6 +360,23 @@ def _decode_rgb16(data: bytes, img: ImageFile.ImageFile, name: str) -> np.ndarra
     high_bytes = np.asarray(img)[:, :, :3].astype(np.uint16)
     rgb16: np.ndarray = (high_bytes << 8) | np.asarray(low)[:, :, :3]
     return rgb16
+
+
+def _is_la16(img: Image.Image) -> bool:
+    return img.mode == "RGBA" and bool(img.tile) and all(_rawmode(t) == "LA;16B" for t in img.tile)
+
+
+def _decode_la16(img: Image.Image, name: str) -> np.ndarray:
+    """A 16-bit gray+alpha PNG at full precision (alpha dropped, gray repeated). Pillow opens it
+    as RGBA holding the high bytes; decoded once as 8-bit RGBA instead (the same 4 bytes per
+    pixel), its channels are the gray's high and low bytes, then the alpha's."""
+    img.tile = [_with_rawmode(t, "RGBA") for t in img.tile]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _decode(img, name)
+    packed = np.asarray(img)
+    gray = (packed[:, :, 0].astype(np.uint16) << 8) | packed[:, :, 1]
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 def _with_rawmode(tile: Any, rawmode: str) -> Any:

@@ -4,8 +4,13 @@ Every ``stride``-th frame (in presentation order, from frame 0) becomes a named 
 is ``<video>#frame=<index>``, unique per frame and used as the output key of masks and overlays,
 and its record also holds ``video``, ``frame`` (the index) and ``timestamp`` (seconds, the frame's
 ``pts * time_base``). A corrupt or truncated video gives the frames that decoded, then raises
-`InputError`; truncation is seen where the container declares a frame
-count. The decode is bounded: at most one packet per byte of the file is demuxed.
+`InputError`. Truncation is seen where the container declares a frame
+count (MP4, MOV, AVI) or its size (a Matroska/WebM segment: every muxer writing to a seekable file
+declares it; a live recording with an unknown size can't tell a cut). Damage the decoder detects
+is an error too (``err_detect=explode``: FFmpeg would conceal it with smeared blocks, artifacts of
+its own); damage that the demuxer resyncs past or that a decoder can't detect (VP8/VP9 have no
+checksums) is not seen. The decode is bounded: at most one packet per byte of the file is
+demuxed.
 """
 
 from __future__ import annotations
@@ -101,6 +106,9 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
         if not container.streams.video:
             raise InputError(f"{name}: no video stream")
         stream = container.streams.video[0]
+        declared, actual = _declared_size(name), os.path.getsize(name)
+        # a damaged bitstream is an error, not concealed (smeared blocks are artifacts themselves)
+        stream.codec_context.options = {"err_detect": "explode"}
         decoded = 0
         for frame in _decoded(av, container, stream, name, _packet_limit(name)):
             if decoded % stride == 0:
@@ -110,11 +118,53 @@ def iter_frames(path: str | os.PathLike[str], stride: int, max_pixels: int) -> I
             raise InputError(
                 f"{name}: truncated video: {decoded} of {stream.frames} frames decoded"
             )
+        if declared is not None and declared > actual:
+            raise InputError(
+                f"{name}: truncated video: the file has {actual:,} of the {declared:,} bytes its "
+                f"container declares; {decoded} frames decoded"
+            )
 
 
 def _packet_limit(name: str) -> int:
     """Packets a file can hold: at most one per byte (the bound that ends any decode)."""
     return max(os.path.getsize(name), 1)
+
+
+_EBML, _SEGMENT = b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"
+
+
+def _declared_size(name: str) -> int | None:
+    """The file size a Matroska/WebM file declares (the end of its Segment element), or ``None``
+    (another container, or a segment of unknown size)."""
+    try:
+        with open(name, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(_EBML):
+        return None
+    header = _vint(head, len(_EBML))
+    if header is None or header[0] is None:
+        return None
+    at = header[1] + header[0]
+    if head[at : at + 4] != _SEGMENT:
+        return None
+    segment = _vint(head, at + 4)
+    if segment is None or segment[0] is None:
+        return None
+    return segment[1] + segment[0]
+
+
+def _vint(data: bytes, at: int) -> tuple[int | None, int] | None:
+    """An EBML variable-size integer at ``data[at]``: (its value, ``None`` for "unknown"; the
+    offset after it), or ``None`` where ``data`` holds none."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()  # the leading zero bits, plus the marker bit
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at : at + length], "big") & ((1 << (7 * length)) - 1)
+    return (None if value == (1 << (7 * length)) - 1 else value), at + length
 
 
 def _decoded(av: Any, container: Any, stream: Any, name: str, limit: int) -> Iterator[Any]:

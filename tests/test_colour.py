@@ -120,3 +120,52 @@ def test_detector_keeps_sixteen_bits_until_after_the_resize(detector):
         warnings.simplefilter("ignore")
         got, want = detector.detect(image), detector.detect(resized_once)
     assert got.scores == want.scores
+
+
+def _png16_gray_alpha(gray: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A 16-bit gray+alpha PNG (colour type 4, 4 bytes a pixel), encoded here: rows filtered Sub
+    (each byte minus the one 4 bytes before) and Up (minus the byte above) in turn, so that a
+    decoder must know the pixel size."""
+    h, w = gray.shape
+    rows = np.stack([gray, alpha], -1).astype(">u2").view(np.uint8).reshape(h, w * 4)
+    rows = rows.astype(np.int64)
+    left = np.pad(rows, ((0, 0), (4, 0)))[:, :-4]
+    above = np.pad(rows, ((1, 0), (0, 0)))[:-1]
+    raw = b"".join(
+        (b"\x01" + bytes(((rows[y] - left[y]) % 256).astype(np.uint8)))
+        if y % 2 == 0
+        else (b"\x02" + bytes(((rows[y] - above[y]) % 256).astype(np.uint8)))
+        for y in range(h)
+    )
+    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def test_sixteen_bit_gray_alpha_png_keeps_both_bytes():
+    rng = np.random.default_rng(3)
+    gray, alpha = (rng.integers(0, 65536, (9, 13)).astype(np.uint16) for _ in range(2))
+    gray[0, :3] = [0x02FF, 0x8080, 0xFFFF]  # the high byte alone: 2, 128, 255
+    data = _png16_gray_alpha(gray, alpha)
+    pixels = load_pixels(data)
+    assert pixels.dtype == np.uint16 and pixels.shape == (9, 13, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(pixels[:, :, c], gray)  # alpha dropped, gray repeated
+    eight = load_image(data)
+    want = np.floor(gray.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)  # round(v / 257)
+    np.testing.assert_array_equal(eight, np.repeat(want[:, :, None], 3, axis=2))
+    assert eight[0, :3, 0].tolist() == [3, 128, 255]
+
+
+def test_sixteen_bit_gray_alpha_is_quantised_once_after_the_resize(config):
+    """As for 16-bit RGB: columns of 0 and 770 halve to 385 -> round(385 / 257) = 1 (their high
+    bytes, 0 and 3, would give 2)."""
+    size = config.image_size
+    gray = np.repeat(np.where(np.arange(2 * size) % 2 == 0, 0, 770)[None], 2 * size, axis=0)
+    data = _png16_gray_alpha(gray.astype(np.uint16), np.full(gray.shape, 65535, np.uint16))
+    batch = preprocess_batch([load_pixels(data)], config, "uint8")[0]
+    assert (batch[:, 4:-4, 4:-4] == 1).all()

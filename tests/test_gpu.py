@@ -94,3 +94,37 @@ def test_compiled_cuda_graphs_match_the_uncompiled_fast_path(tiny_bundle, rgb_im
             assert a.label == b.label
             np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=2e-3)
             np.testing.assert_allclose(a.pixel_probs, b.pixel_probs, atol=1e-2)
+
+
+@pytest.mark.parametrize("fmt", ["nv12", "i420", "yuyv"])
+def test_cuda_yuv_frames_are_converted_on_the_gpu(tiny_bundle, fmt, monkeypatch):
+    """A YUV frame in a CUDA tensor: converted there (the same float64 arithmetic as the numpy
+    conversion, so the same RGB), preprocessed there, and detected like the host frame."""
+    from ipad_sdk import Detector
+    from ipad_sdk.device_preprocess import yuv_to_rgb_tensor
+    from ipad_sdk.yuv import frame_bytes, yuv_to_rgb
+
+    w, h = 160, 96
+    noise = np.random.default_rng(3).integers(0, 256, frame_bytes(fmt, w, h)).astype(np.uint8)
+    for matrix in ("bt601", "bt709"):
+        for yuv_range in ("limited", "full"):
+            rgb = yuv_to_rgb_tensor(torch.from_numpy(noise).cuda(), fmt, (w, h), matrix, yuv_range)
+            assert rgb.is_cuda and rgb.shape == (3, h, w)
+            host = yuv_to_rgb(noise, fmt, (w, h), matrix, yuv_range)
+            np.testing.assert_array_equal(rgb.permute(1, 2, 0).cpu().numpy(), host)
+    yy, xx = np.mgrid[0 : frame_bytes(fmt, w, h) // w, 0:w]
+    smooth = (64 + (xx + 2 * yy) % 128).astype(np.uint8).reshape(-1)  # the resize: within 1 level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cuda", precision="fp32")
+        want = det.detect(smooth, pixel_format=fmt, size=(w, h))
+
+        def no_host(*args, **kwargs):
+            raise AssertionError("a CUDA frame went through a host conversion")
+
+        monkeypatch.setattr("ipad_sdk.yuv.yuv_to_rgb", no_host)
+        monkeypatch.setattr("ipad_sdk.detector.load_pixels", no_host)
+        got = det.detect(torch.from_numpy(smooth).cuda(), pixel_format=fmt, size=(w, h))
+    assert got.image_size == want.image_size == (h, w)
+    np.testing.assert_allclose(list(got.scores.values()), list(want.scores.values()), atol=0.02)
+    np.testing.assert_allclose(got.pixel_probs, want.pixel_probs, atol=0.05)

@@ -125,3 +125,28 @@ def test_detect_batch_tiling_is_the_detectors(tiny_bundle):
         want = tiled.detect(image)
         assert out["artifact_score"][i] == pytest.approx(want.artifact_score, abs=1e-6)
         assert out["artifact_score"][i] != pytest.approx(plain.detect(image).artifact_score)
+
+
+def test_videos_in_folders_are_refused_by_name(tiny_bundle, tmp_path):
+    """Ray reads files as images: a video found in a folder (the same files as ``ipad detect``
+    finds) is one error row naming it and pointing to the frame sampler, not a failed job."""
+    root = tmp_path / "mixed"
+    root.mkdir()
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(root / "a.png")
+    (root / "b.mkv").write_bytes(b"\x1a\x45\xdf\xa3" + bytes(60))  # Matroska's magic
+    (root / "c.mp4").write_bytes(b"\0\0\0\x18ftypisom" + bytes(60))  # an MP4's file type box
+    files = discover([root])
+    assert [p.name for p in files] == ["a.png", "b.mkv", "c.mp4"]
+    paths = np.array([str(p) for p in files])
+    for batch in ({"path": paths},
+                  {"bytes": np.array([p.read_bytes() for p in files], dtype=object),
+                   "path": paths}):  # fmt: skip
+        out = DetectBatch(str(tiny_bundle), device="cpu")(batch)
+        assert out["source"] == [str(p) for p in files]
+        assert out["error"][0] is None and out["label"][0] is not None
+        for i in (1, 2):
+            assert out["error_type"][i] == "InputError"
+            assert out["error"][i] == (
+                f"{files[i]}: a video, not an image: sample its frames with "
+                "`ipad detect --frame-stride N` (or ipad_sdk.video.iter_frames)"
+            )

@@ -171,3 +171,129 @@ def test_missing_extra_is_named(tmp_path, monkeypatch, tiny_bundle, capsys):
 def test_frame_stride_below_one_is_a_usage_error(tmp_path, tiny_bundle, capsys):
     code, _, _ = detect([str(tmp_path)], tiny_bundle, capsys, "--frame-stride", "0")
     assert code == 2
+
+
+def write_matroska(path: Path, codec: str, frames: int = FRAMES) -> Path:
+    """``frames`` frames of noise as Matroska (``.mkv``) or WebM: containers that declare no
+    frame count, only their size (the Segment element's) and duration."""
+    fmt = "webm" if path.suffix == ".webm" else "matroska"
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for i in range(frames):
+            rgb = np.random.default_rng(i).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def whole_packets(path: Path, keep: int) -> int:
+    """How many video packets of ``path`` lie entirely in its first ``keep`` bytes (their file
+    positions, read by the demuxer from the whole file)."""
+    with av.open(str(path)) as container:
+        ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
+    assert len(ends) == FRAMES
+    return sum(end <= keep for end in ends)
+
+
+MATROSKA = [(s, c) for s, c in ((".mkv", "mpeg4"), (".webm", "libvpx"), (".webm", "libvpx-vp9"))
+            if c in av.codecs_available]  # fmt: skip
+
+
+@pytest.mark.parametrize(("suffix", "codec"), MATROSKA)
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_a_truncated_matroska_or_webm_ends_with_an_error(suffix, codec, keep, tmp_path):
+    """No frame count is declared: the cut is seen from the segment size the header declares."""
+    whole = write_matroska(tmp_path / f"whole{suffix}", codec)
+    assert next(iter_frames(whole, 1, 10**8)).index == 0
+    with av.open(str(whole)) as container:
+        assert container.streams.video[0].frames == 0  # nothing to compare a frame count with
+    data = whole.read_bytes()
+    cut = int(len(data) * keep)
+    video = tmp_path / f"clip{suffix}"
+    video.write_bytes(data[:cut])
+    frames = iter_frames(video, 1, 10**8)
+    decoded = []
+    with pytest.raises(InputError) as info:
+        decoded.extend(frame.index for frame in frames)
+    assert decoded == list(range(whole_packets(whole, cut)))  # every complete frame, in order
+    assert str(info.value) == (
+        f"{video}: truncated video: the file has {cut:,} of the {len(data):,} bytes its "
+        f"container declares; {len(decoded)} frames decoded"
+    )
+
+
+@pytest.mark.parametrize(("suffix", "codec"), MATROSKA)
+def test_a_whole_matroska_or_webm_has_no_error(suffix, codec, tmp_path):
+    video = write_matroska(tmp_path / f"clip{suffix}", codec)
+    video.write_bytes(video.read_bytes() + b"\0" * 64)  # trailing bytes past the segment: fine
+    assert [f.index for f in iter_frames(video, 3, 10**8)] == [0, 3, 6]
+
+
+def test_a_truncated_webm_gives_its_frames_then_one_error_record(tiny_bundle, tmp_path, capsys):
+    whole = write_matroska(tmp_path / "whole.webm", MATROSKA[-1][1])
+    video = tmp_path / "clip.webm"
+    video.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    code, records, _ = detect([str(video)], tiny_bundle, capsys)
+    frames, error = records[:-1], records[-1]
+    assert code == 1
+    assert [r["frame"] for r in frames] == list(range(whole_packets(whole, video.stat().st_size)))
+    assert frames and all("error" not in r for r in frames)
+    assert error["source"] == str(video) and error["error_type"] == "InputError"
+    assert error["error"].startswith(f"{video}: truncated video: the file has ")
+
+
+def test_a_segment_of_unknown_size_is_read_to_its_end(tmp_path):
+    """A live recording declares no size: its frames are read, nothing can tell a cut."""
+    video = write_matroska(tmp_path / "clip.mkv", "mpeg4")
+    data = bytearray(video.read_bytes())
+    at = data.index(b"\x18\x53\x80\x67") + 4
+    assert data[at] == 0x01  # an 8-byte size: make it "unknown" (all value bits set)
+    data[at : at + 8] = b"\x01" + b"\xff" * 7
+    video.write_bytes(bytes(data))
+    assert [f.index for f in iter_frames(video, 1, 10**8)] == list(range(FRAMES))
+
+
+def test_a_video_where_an_image_is_expected_is_refused_by_name(tmp_path):
+    """load_image / Detector.detect (and Ray, which reads files as images) refuse a video with a
+    pointer to the frame sampler: by extension before reading it, by container for bytes."""
+    from ipad_sdk import load_image
+
+    mkv = write_matroska(tmp_path / "clip.mkv", "mpeg4")
+    mp4 = write_video(tmp_path / "clip.mp4", CODECS[0])
+    avi = tmp_path / "clip.avi"
+    with av.open(str(avi), "w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        black = av.VideoFrame.from_ndarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8), format="rgb24")
+        container.mux(stream.encode(black))
+        container.mux(stream.encode())
+    renamed = tmp_path / "still.png"
+    renamed.write_bytes(mkv.read_bytes())  # a video under an image's name: its container tells
+    cases = [(mkv, str(mkv)), (str(mp4), str(mp4)), (renamed, str(renamed))]
+    cases += [(p.read_bytes(), f"<{p.stat().st_size} bytes>") for p in (mkv, mp4, avi)]
+    for obj, name in cases:
+        with pytest.raises(InputError) as info:
+            load_image(obj)
+        assert str(info.value) == (
+            f"{name}: a video, not an image: sample its frames with "
+            "`ipad detect --frame-stride N` (or ipad_sdk.video.iter_frames)"
+        )
+    with pytest.raises(InputError, match="file not found"):
+        load_image(tmp_path / "missing.mp4")
+
+
+def test_damage_the_decoder_detects_ends_the_video_with_an_error(tmp_path):
+    """Zeroed bytes in an MPEG-4 Part 2 stream: FFmpeg would conceal them (8 smeared frames, no
+    error); the frames before the damage come out, then a clear error."""
+    whole = write_video(tmp_path / "whole.mp4", "mpeg4")
+    assert [f.index for f in iter_frames(whole, 1, 10**8)] == list(range(FRAMES))
+    data = whole.read_bytes()
+    at = len(data) // 2
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(data[:at] + bytes(600) + data[at + 600 :])
+    decoded = []
+    with pytest.raises(InputError, match=f"^{video}: corrupt video: ") as info:
+        decoded.extend(f.index for f in iter_frames(video, 1, 10**8))
+    assert decoded == list(range(whole_packets(whole, at)))  # the frames wholly before the damage
+    assert "Invalid data" in str(info.value)

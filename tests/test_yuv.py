@@ -125,3 +125,133 @@ def test_detector_detects_a_yuv_frame_as_its_rgb(detector):
         with pytest.raises(InputError, match="needs size"):
             detector.detect(buffer, pixel_format="nv12")
     assert got.scores == want.scores and got.mask.shape == (h, w)
+
+
+# -- torch tensors: the device conversion (run here on CPU tensors; CUDA in tests/test_gpu.py) ---
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def _noise_frame(fmt: str, w: int, h: int, seed: int) -> np.ndarray:
+    from ipad_sdk.yuv import frame_bytes
+
+    return np.random.default_rng(seed).integers(0, 256, frame_bytes(fmt, w, h)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["nv12", "i420", "yuyv"])
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+@pytest.mark.parametrize("yuv_range", ["limited", "full"])
+def test_tensor_conversion_matches_the_formula_and_the_host(torch, fmt, matrix, yuv_range):
+    from ipad_sdk.device_preprocess import yuv_to_rgb_tensor
+
+    y, u, v = _frame(seed=len(fmt) * len(matrix) + len(yuv_range))
+    buffer, full_u, full_v = _pack(fmt, y, u, v)
+    expected = _reference(y.tolist(), full_u, full_v, matrix, yuv_range)
+    got = yuv_to_rgb_tensor(torch.from_numpy(buffer), fmt, (W, H), matrix, yuv_range)
+    assert got.dtype == torch.uint8 and got.shape == (3, H, W)  # channels first, like images
+    got = got.permute(1, 2, 0).numpy()
+    assert np.abs(got.astype(int) - expected).max() <= 1  # the published constants are rounded
+    np.testing.assert_array_equal(got, yuv_to_rgb(buffer, fmt, (W, H), matrix, yuv_range))
+    big = _noise_frame(fmt, 96, 64, seed=7)  # every code value, many times over
+    rows = big.reshape(-1, 96)  # a 2-D buffer: any shape holding the bytes in order
+    device = yuv_to_rgb_tensor(torch.from_numpy(rows), fmt, (96, 64), matrix, yuv_range)
+    host = yuv_to_rgb(big, fmt, (96, 64), matrix, yuv_range)
+    np.testing.assert_array_equal(device.permute(1, 2, 0).numpy(), host)
+
+
+def test_tensor_conversion_reads_a_strided_buffer_in_order(torch):
+    from ipad_sdk.device_preprocess import yuv_to_rgb_tensor
+
+    big = _noise_frame("nv12", 32, 16, seed=2)
+    wide = torch.zeros((big.size, 2), dtype=torch.uint8)
+    wide[:, 0] = torch.from_numpy(big)
+    strided = wide[:, 0]  # every other byte of a larger buffer: not contiguous
+    assert not strided.is_contiguous()
+    got = yuv_to_rgb_tensor(strided, "nv12", (32, 16), "bt709", "full")
+    want = yuv_to_rgb(big, "nv12", (32, 16), "bt709", "full")
+    np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), want)
+
+
+@pytest.mark.parametrize(
+    "make, fmt, size, word",
+    [
+        (lambda t: t.zeros(36, dtype=t.int16), "nv12", (6, 4), "must be uint8"),
+        (lambda t: t.zeros(35, dtype=t.uint8), "nv12", (6, 4), "holds 36 bytes, the buffer has 35"),
+        (lambda t: t.zeros(40, dtype=t.uint8), "yuyv", (5, 4), "even size"),
+        (lambda t: t.zeros(36, dtype=t.uint8), "rgb24", (6, 4), "pixel_format must be"),
+        (lambda t: t.zeros(36, dtype=t.uint8), "nv12", "6x4", "size must be"),
+        (lambda t: t.zeros(150, dtype=t.uint8), "i420", (10, 10), "above the limit"),
+    ],
+)
+def test_bad_tensor_frames_are_input_errors(torch, make, fmt, size, word):
+    from ipad_sdk.device_preprocess import yuv_to_rgb_tensor
+
+    with pytest.raises(InputError, match=word) as info:
+        yuv_to_rgb_tensor(make(torch), fmt, size, name="<cam0 nv12>", max_pixels=99)
+    assert str(info.value).startswith("<cam0 nv12>: ")
+    with pytest.raises(InputError, match="matrix"):
+        yuv_to_rgb_tensor(torch.zeros(36, dtype=torch.uint8), "nv12", (6, 4), matrix="bt2020")
+
+
+@pytest.fixture(scope="module")
+def yuv_detectors(torch, tiny_bundle):
+    """A CPU detector, and one that treats CPU tensors as if they were on its GPU (the device path
+    of tests/test_device_input.py)."""
+    from ipad_sdk import Detector
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = Detector(tiny_bundle, device="cpu")
+        forced = Detector(tiny_bundle, device="cpu")
+    forced._device_image = lambda image: image if isinstance(image, torch.Tensor) else None
+    return plain, forced
+
+
+def _smooth_nv12(w: int, h: int) -> np.ndarray:
+    """A textured but smooth NV12 frame (the device resize stays within a level of Pillow's)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    luma = 16 + (xx * 3 + yy * 2) % 220
+    cy, cx = np.mgrid[0 : h // 2, 0 : w // 2]
+    uv = np.stack([64 + (cx * 2) % 128, 64 + (cy * 3) % 128], axis=-1)
+    return np.concatenate([luma.reshape(-1), uv.reshape(-1)]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["nv12", "i420", "yuyv"])
+def test_a_device_tensor_frame_is_converted_on_the_device(yuv_detectors, fmt, torch, monkeypatch):
+    plain, forced = yuv_detectors
+    w, h = 120, 80
+    buffer = _smooth_nv12(w, h)
+    if fmt != "nv12":  # the same pixels in the other layouts
+        y, uv = buffer[: w * h].reshape(h, w), buffer[w * h :].reshape(h // 2, w // 2, 2)
+        if fmt == "i420":
+            buffer = np.concatenate([y.reshape(-1), uv[..., 0].reshape(-1), uv[..., 1].reshape(-1)])
+        else:
+            uv422 = np.repeat(uv, 2, axis=0)  # each chroma row for two luma rows
+            buffer = np.stack([y[:, 0::2], uv422[..., 0], y[:, 1::2], uv422[..., 1]], -1)
+            buffer = buffer.reshape(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        host = plain.detect(buffer, pixel_format=fmt, size=(w, h), matrix="bt709")
+
+        def no_host(*args, **kwargs):
+            raise AssertionError("a device frame went through a host conversion")
+
+        monkeypatch.setattr("ipad_sdk.yuv.yuv_to_rgb", no_host)
+        monkeypatch.setattr("ipad_sdk.detector.load_pixels", no_host)
+        device = forced.detect(torch.from_numpy(buffer), pixel_format=fmt, size=(w, h),
+                               matrix="bt709")  # fmt: skip
+        with pytest.raises(InputError, match="holds"):
+            forced.detect(torch.from_numpy(buffer[:-2]), pixel_format=fmt, size=(w, h))
+    assert device.image_size == host.image_size == (h, w)
+    np.testing.assert_allclose(list(device.scores.values()), list(host.scores.values()), atol=0.02)
+    np.testing.assert_allclose(device.pixel_probs, host.pixel_probs, atol=0.05)
+
+
+def test_a_host_tensor_frame_is_converted_on_the_host(detector, torch):
+    buffer = _smooth_nv12(64, 48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = detector.detect(torch.from_numpy(buffer), pixel_format="nv12", size=(64, 48))
+        want = detector.detect(yuv_to_rgb(buffer, "nv12", (64, 48)))
+    assert got.scores == want.scores

@@ -185,14 +185,13 @@ bool png_header(PngDecoder& d) {
 }
 
 // Expands palettes and 1/2/4-bit gray to 8 bits; 16-bit files stay 16-bit for the SDK's
-// round(v / 257), except 16-bit gray with alpha, which keeps the high byte (as the SDK does).
+// round(v / 257) (16-bit gray with alpha too: the SDK keeps both bytes of its gray).
 bool png_configure(PngDecoder& d) {
   if (setjmp(png_jmpbuf(d.png))) return false;
   const int color_type = png_get_color_type(d.png, d.info);
   const int bit_depth = png_get_bit_depth(d.png, d.info);
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(d.png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(d.png);
-  if (bit_depth == 16 && color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_strip_16(d.png);
   png_set_interlace_handling(d.png);
   png_read_update_info(d.png, d.info);
   return true;

@@ -5,8 +5,8 @@
 // or the heatmap and mask come out in the stored orientation).
 //
 // Conversions as in the SDK: grayscale -> RGB; alpha dropped; palette -> its colours; 16-bit
-// grayscale PNG -> round(v / 257); other 16-bit PNGs (RGB, RGBA, gray + alpha) -> the high byte,
-// which is what Pillow's decoder keeps for them. CMYK JPEGs are refused.
+// grayscale and gray + alpha PNGs -> round(v / 257) of the gray; other 16-bit PNGs (RGB, RGBA) ->
+// as the SDK reads them. CMYK JPEGs are refused.
 
 #include <cstdint>
 #include <string>
