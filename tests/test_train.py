@@ -222,7 +222,7 @@ def test_model_card_is_built_from_the_run_and_reports(tiny_data, tmp_path):
             "--out", str(out)]  # fmt: skip
     assert model_card.main(argv) == 0
     card = out.read_text()
-    assert f"| `model.safetensors` | {100 * report['image']['auroc']:.1f} |" in card
+    assert f"| `run/model.safetensors` | {100 * report['image']['auroc']:.1f} |" in card
     assert "Trained from random initialisation" in card
     assert f"{(run / 'model.safetensors').stat().st_size:,}" in card
     for name in ("ghosting", "flare", "moire"):

@@ -38,7 +38,7 @@ def accuracy_rows(reports: list[dict[str, Any]]) -> list[str]:
             "|---" * (len(TABLE1) + 1) + "|"]  # fmt: skip
     for rep in reports:
         values = [_pct(rep[level][key]) for _, level, key in TABLE1]
-        rows.append(f"| `{Path(rep['model']).name}` | " + " | ".join(values) + " |")
+        rows.append(f"| `{_model_name(rep['model'])}` | " + " | ".join(values) + " |")
     return rows
 
 
@@ -82,7 +82,7 @@ def real_capture_rows(reports: list[dict[str, Any]]) -> list[str]:
     rows = ["| model file | task | photos | AUROC | best single global cue | global classifier "
             "| at the thresholds |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for rep in reports:
-        name = Path(rep["model"]).name
+        name = _model_name(rep["model"])
         tasks = [("any artifact vs clean", rep["artifact_vs_clean"])]
         tasks += [(f"{c} vs clean", f) for c, f in rep["per_class"].items()]
         for task, fig in tasks:
@@ -97,6 +97,13 @@ def real_capture_rows(reports: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _model_name(path: str) -> str:
+    """A report's model as the tables show it: the file name, with its run folder where the name
+    alone says nothing (``runs/x/model.safetensors`` -> ``x/model.safetensors``)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.stem == "model" and p.parent.name else p.name
+
+
 def _data_lines(data: Path, dataset: dict[str, Any], split_sizes: dict[str, int]) -> list[str]:
     negatives = dataset.get("hard_negatives", 0.0)
     return [
@@ -107,9 +114,30 @@ def _data_lines(data: Path, dataset: dict[str, Any], split_sizes: dict[str, int]
         f"class, rendered at {dataset.get('size')} px on the long side (the model sees them "
         f"resized whole, as at inference), {int(100 * dataset['hard_fraction'])} % hard "
         f"artifact cases, {int(100 * negatives)} % of the clean images hard negatives (a screen "
-        "without moire, a static multi-frame fusion); split by source photo: "
+        "without moire, a static multi-frame fusion)"
+        + (f", {int(100 * dataset['night'])} % of every class's images relit as street-lit "
+           "night scenes with lamps (the flare images' glare around those lamps)"
+           if dataset.get("night") else "")  # fmt: skip
+        + "; split by source photo: "
         f"{split_sizes['train']} train / {split_sizes['val']} val / {split_sizes['test']} test.",
     ]
+
+
+def _init_lines(cfg: dict[str, Any]) -> list[str]:
+    """What a run that started from a finished model (``init``) started from, and its time."""
+    if not cfg.get("init"):
+        return []
+    start = Path(cfg["init"]).parent
+    line = (f"It started from the model of a previous phase, `{cfg['init']}`, not from random "
+            "initialisation")  # fmt: skip
+    if (start / "config.json").is_file():
+        first = json.loads((start / "config.json").read_text())
+        epochs = ", ".join(f"{s} {first['epochs'][s]}" for s in first["stages"])
+        line += f": config `{start / 'config.json'}` on `{first['data']}`, epochs {epochs}"
+        if (start / "metrics.jsonl").is_file():
+            log = [json.loads(x) for x in (start / "metrics.jsonl").read_text().splitlines()]
+            line += f", {sum(r['seconds'] for r in log) / 3600:.2f} h"
+    return ["", line + "."]
 
 
 def render(
@@ -185,11 +213,13 @@ def render(
         f"trained: {cfg['train_backbone']}. Best validation epoch: {best['stage']} epoch "
         f"{best['epoch']}. Wall time {hours:.2f} h on the device in the config "
         f"({cfg['device']}).",
+        *_init_lines(cfg),
         "",
         "Reproduce:",
         "",
         "```bash",
-        f"python train/recipe.py --config train/configs/{run.name}.json",
+        "python train/recipe.py" if cfg.get("init")
+        else f"python train/recipe.py --config train/configs/{run.name}.json",
         "```",
         "",
         "(photos, data, training with `--resume`, ONNX export; every step resumes where a killed "
