@@ -112,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .batch import discover, run_batch
     from .detector import default_model_path
+    from .discover import discover
+    from .runner import run_batch
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
@@ -137,11 +138,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
-        summary = run_batch(
-            detector, files, args.out, args.format, args.save_masks, args.save_overlays,
-            progress=bar.update if bar is not None else None, resume=args.resume,
-            save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
-        )  # fmt: skip
+        with detector:
+            summary = run_batch(
+                detector, files, args.out, args.format, args.save_masks, args.save_overlays,
+                progress=bar.update if bar is not None else None, resume=args.resume,
+                save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -176,7 +178,7 @@ def _open_detector(args: argparse.Namespace, model: str | os.PathLike[str], **op
 
 def _image_folder(folder: Path, option: str) -> list[Path]:
     """The image files below ``folder`` (``--clean``/``--artifacts``); none is a usage error."""
-    from .batch import discover
+    from .discover import discover
 
     if not folder.is_dir():
         raise UsageError(f"{option} {folder}: not a folder")
@@ -252,7 +254,7 @@ def _read_onnx_metadata(path: str) -> dict[str, str]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .detector import backend_for
+    from .backends import backend_for
     from .fileio import check_regular_file, file_sha256
     from .metadata import (
         ONNX_FORMAT_NAME,

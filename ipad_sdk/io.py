@@ -14,6 +14,8 @@ is the same pixels quantised to ``uint8`` at once. Accepted inputs (one place fo
   ``uint16`` or floating point in ``[0, 1]``;
 * a torch tensor ``HxW``, ``1xHxW``, ``3xHxW`` or ``4xHxW`` (channels first, torchvision style),
   ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here);
+* a :class:`Named` input: any of these with the name its results and errors go by (the file
+  behind encoded bytes, a video frame's ``clip.mp4#frame=12``);
 * any other DLPack producer (``__dlpack__``: CuPy, JAX, ...), read like a torch tensor (channels
   first; imported with ``torch.from_dlpack``, or ``numpy.from_dlpack`` for host memory without
   torch).
@@ -39,6 +41,7 @@ import io
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -56,8 +59,20 @@ DEFAULT_MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 1
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray, Any]  # noqa: UP007
 
 
+@dataclass(frozen=True)
+class Named:
+    """An input (``data``: any other accepted input) with the name it goes by: results carry it
+    as their ``source`` and errors start with it (:class:`~ipad_sdk.Detector` inputs only; a
+    path is named by itself)."""
+
+    source: str
+    data: Any
+
+
 def describe(obj: Any) -> str:
     """A short human name for ``obj`` to start error messages with."""
+    if isinstance(obj, Named):
+        return obj.source
     if isinstance(obj, (str, os.PathLike)):
         return os.fspath(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -81,6 +96,8 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     """Return ``obj`` as C-contiguous ``HxWx3`` sRGB pixels: ``uint16`` where the input has more
     than 8 bits per channel, else ``uint8``. The preprocessing of every backend starts here."""
     name = describe(obj)
+    if isinstance(obj, Named):
+        obj = obj.data
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
         return _from_encoded(_read_path(path, name), name, max_pixels, path.suffix.lower())

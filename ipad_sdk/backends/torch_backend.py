@@ -23,16 +23,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendUnavailable
+from . import parse_device, run_chunked
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; an unavailable CUDA is an error."""
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"`` (the rules of
+    :func:`~ipad_sdk.backends.parse_device`); an unavailable CUDA device is an error."""
     import torch
 
-    if device == "auto":
+    kind, index = parse_device(device)
+    if kind == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
+    if index is not None and index >= torch.cuda.device_count():
+        raise BackendUnavailable(
+            f"device {device!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+        )
     return device
 
 
@@ -85,6 +92,8 @@ class TorchBackend:
         """``batch``: a numpy array, or a torch tensor already preprocessed on the device."""
         import torch
 
+        if self.model is None:
+            raise RuntimeError(f"{self.name} backend is closed")
         with torch.inference_mode():
             if isinstance(batch, torch.Tensor):
                 dtype = torch.uint8 if self.input_format == "uint8" else torch.float32
@@ -97,20 +106,25 @@ class TorchBackend:
                 images = host.to(self.device, non_blocking=True)
             if self.compile_batch is None:
                 return self._forward(images)
-            n, size = images.shape[0], self.compile_batch
-            outputs = []
-            for start in range(0, n, size):
-                chunk = images[start : start + size]
-                if chunk.shape[0] < size:  # pad: the compiled graph has one static batch size
-                    pad = chunk.new_zeros((size - chunk.shape[0], *chunk.shape[1:]))
-                    chunk = torch.cat([chunk, pad])
-                with self._lock:
-                    class_probs, pixel_probs = self._forward(chunk)
-                outputs.append((class_probs[: n - start], pixel_probs[: n - start]))
-            return (np.concatenate([c for c, _ in outputs]),
-                    np.concatenate([p for _, p in outputs]))  # fmt: skip
+            # the compiled graph has one static batch size: chunks of it, the last one padded
+            return run_chunked(self._forward_locked, images, self.compile_batch,
+                               pad_to=self.compile_batch)  # fmt: skip
+
+    def _forward_locked(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return self._forward(images)
 
     def _forward(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
         # copied to the host at once: a replayed CUDA graph reuses its output buffers
         class_probs, pixel_probs = self.model(images)
         return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()
+
+    def close(self) -> None:
+        """Drop the network and return PyTorch's cached GPU memory; ``run`` raises after."""
+        if self.model is None:
+            return
+        self.model = None
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
