@@ -1,7 +1,8 @@
 """``ipad detect`` on many mixed-size photos: peak memory vs the number of photos, and throughput,
-of this checkout's runner (every file through ``Detector.stream``) against the runner before issue
-19 (files decoded by the CLI itself, ``batch_size`` full-resolution images held at once), in the
-same run, on the same photos and model.
+of this checkout's runner (every file through ``Detector.stream``: one decode thread ahead of the
+model by default, one full-resolution image at a time) against the runner before issue 19 (files
+decoded by the CLI itself, ``batch_size`` full-resolution images held at once), in the same run, on
+the same photos and model.
 
     python benchmarks/cli_memory.py [--photos 2000] [--counts 100,500,1000,2000] [--old-ref REF]
         [--model M] [--batch-size 8] [--name NAME]
@@ -189,7 +190,8 @@ def markdown(report: dict) -> str:
         f"{report['megapixels_total']} MP in the largest run, sizes "
         f"{', '.join(report['sizes'])} (up to {report['largest_megapixels']} MP). Model "
         f"`{report['model']}` on the CPU, batch {report['batch_size']}; old runner: commit "
-        f"`{report['old_ref']}`. One `ipad detect` process per run; peak RSS is the process's "
+        f"`{report['old_ref']}`; new runner: `Detector.stream`, one decode thread (the default "
+        "`--workers 1`). One `ipad detect` process per run; peak RSS is the process's "
         "`ru_maxrss`, throughput is photos per second of wall time (model loading included). "
         f"Machine: {report['machine']['cpus']} CPUs, load average "
         f"{report['machine']['load_avg_at_end'][0]} at the end (shared: compare the ratios).",

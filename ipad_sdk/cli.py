@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         help="videos: one record per N-th frame (needs the 'video' extra)",
     )  # fmt: skip
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    det.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="threads decoding ahead of the model, each holding one full-resolution image "
+        "(default 1)",
+    )  # fmt: skip
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     det.add_argument(
         "--tiling", default="off",
@@ -120,6 +125,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be >= 1")
     if args.frame_stride < 1:
         raise UsageError("--frame-stride must be >= 1")
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
     if (args.save_masks or args.save_overlays or args.save_heatmaps) and args.out is None:
         raise UsageError("--save-masks/--save-overlays/--save-heatmaps need --out DIR")
     if args.resume and args.out is None:
@@ -143,6 +150,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
                 detector, files, args.out, args.format, args.save_masks, args.save_overlays,
                 progress=bar.update if bar is not None else None, resume=args.resume,
                 save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
+                workers=args.workers,
             )  # fmt: skip
     finally:
         if bar is not None:

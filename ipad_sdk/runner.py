@@ -240,10 +240,13 @@ def run_batch(
     resume: bool = False,
     save_heatmaps: bool = False,
     frame_stride: int = 1,
+    workers: int = 1,
 ) -> BatchSummary:
     """Detect on ``files`` in input order; a file that fails is recorded and the rest go on. A
     video gives one record per ``frame_stride``-th frame (:mod:`ipad_sdk.video`), then, if it is
-    corrupt or truncated, one error record (source: the video).
+    corrupt or truncated, one error record (source: the video). ``workers`` threads decode and
+    preprocess ahead of the model (:meth:`Detector.stream <ipad_sdk.Detector.stream>`), each
+    holding one full-resolution image at a time.
 
     With ``out_dir``: ``results.<fmt>``, ``masks/<key>.png`` (0/255), ``overlays/<key>.png`` and
     ``heatmaps/<key>.png`` (photo | colour-mapped heatmap | mask), where ``<key>`` is the file's
@@ -264,12 +267,13 @@ def run_batch(
     settings = run_settings(detector, fmt, save_masks, save_overlays, save_heatmaps, frame_stride)
     if out_dir is None:
         try:
-            return _run_to_stdout(detector, files, fmt, settings, progress)
+            return _run_to_stdout(detector, files, fmt, settings, progress, workers)
         except OSError as exc:  # inputs fail as InputErrors: this is the output side
             raise output_error(exc, "<stdout>") from exc
     check_out_dir(out_dir)
     try:
-        return _run_to_folder(detector, files, out_dir, settings, kinds, progress, resume)
+        return _run_to_folder(detector, files, out_dir, settings, kinds, progress, resume,
+                              workers)  # fmt: skip
     except OSError as exc:
         raise output_error(
             exc, out_dir, "; the finished files are kept (fix the cause, then resume)"
@@ -284,6 +288,7 @@ def _run_to_folder(
     kinds: tuple[str, ...],
     progress: Callable[[int], None] | None,
     resume: bool,
+    workers: int,
 ) -> BatchSummary:
     journal = Journal(out_dir / JOURNAL_NAME, settings, resume)
     if resume:  # the interrupted run may have been killed in the middle of writing a file
@@ -293,7 +298,8 @@ def _run_to_folder(
         items = _named_inputs(files, output_keys(files), settings["frame_stride"],
                               detector.max_pixels)  # fmt: skip
         todo = _todo(items, journal.done, progress)
-        for chunk in _chunks(_records(detector, todo, out_dir, kinds), detector.batch_size):
+        records = _records(detector, todo, out_dir, kinds, workers)
+        for chunk in _chunks(records, detector.batch_size):
             journal.append([record for _, record in chunk])  # fsynced once per batch
             if progress is not None:
                 progress(sum(item.last for item, _ in chunk))
@@ -338,11 +344,12 @@ def _run_to_stdout(
     fmt: str,
     settings: dict[str, Any],
     progress: Callable[[int], None] | None,
+    workers: int,
 ) -> BatchSummary:
     writer = RecordWriter(None, fmt, detector.classes, _provenance(settings))
     summary = BatchSummary()
     items = _named_inputs(files, output_keys(files), settings["frame_stride"], detector.max_pixels)
-    for chunk in _chunks(_records(detector, items, None, ()), detector.batch_size):
+    for chunk in _chunks(_records(detector, items, None, (), workers), detector.batch_size):
         for _, record in chunk:
             writer.write(record)
             _count(summary, record)
@@ -364,8 +371,9 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _records(
-    detector: Detector, items: Iterable[_Named], out_dir: Path | None, kinds: tuple[str, ...]
-) -> Iterator[tuple[_Named, dict[str, Any]]]:
+    detector: Detector, items: Iterable[_Named], out_dir: Path | None, kinds: tuple[str, ...],
+    workers: int,
+) -> Iterator[tuple[_Named, dict[str, Any]]]:  # fmt: skip
     """``(input, record)`` of every input, in order: each one through ``detector.stream`` (a
     video's error, already known, is recorded as it is), its outputs saved."""
     read: deque[_Named] = deque()  # the inputs given to the stream, whose results are due
@@ -376,7 +384,7 @@ def _records(
             if not isinstance(item.data, InputError):
                 yield Named(item.source, item.data)
 
-    for outcome in detector.stream(inputs()):
+    for outcome in detector.stream(inputs(), workers=workers):
         while isinstance(read[0].data, InputError):
             item = read.popleft()
             yield item, _error_record(item, item.data)
