@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(ROOT / "ipad_sdk/weights/ipad-default.safetensors"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--name", default="", help="suffix of the result files")
+    parser.add_argument("--note", default="", help="a remark on the run, kept in the results")
     args = parser.parse_args(argv)
     counts = sorted({int(c) for c in args.counts.split(",")})
     if counts[-1] > args.photos or counts[0] < 1:
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         },  # fmt: skip
         "photo_generation_s": round(made_s, 1),
         "rows": rows,
+        "note": args.note,
     }
     suffix = f"_{args.name}" if args.name else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,8 @@ def markdown(report: dict) -> str:
         f"{growth['old']:+.0f} MiB, new {growth['new']:+.0f} MiB.",
         "",
     ]
+    if report.get("note"):
+        lines += [f"Note: {report['note']}", ""]
     return "\n".join(lines)
 
 

@@ -319,3 +319,27 @@ def test_results_writer_formats(tmp_path):
     write_records(tmp_path / "r.jsonl", records, "jsonl", [])
     assert [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()] == records
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.jsonl", "r.parquet"]
+
+
+def test_cli_workers_change_nothing_but_speed(tiny_bundle, tmp_path, capsys):
+    from ipad_sdk.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        (photos / f"{i}.png").write_bytes(_png(30 + 20 * i, 40, i))
+    (photos / "bad.png").write_bytes(b"junk")
+    base = ["detect", str(photos), "-m", str(tiny_bundle), "--device", "cpu", "-q"]
+    assert main([*base, "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
+    records = {}
+    for workers in ("1", "3"):
+        out = tmp_path / f"out{workers}"
+        assert main([*base, "--workers", workers, "-o", str(out), "--batch-size", "2"]) == 1
+        lines = (out / "results.jsonl").read_text().splitlines()
+        records[workers] = [
+            {k: v for k, v in json.loads(x).items() if k != "timings_ms"} for x in lines
+        ]
+    assert records["1"] == records["3"]
+    names = ("0.png", "1.png", "2.png", "bad.png")
+    assert [r["source"] for r in records["1"]] == [str(photos / n) for n in names]
