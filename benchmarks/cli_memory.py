@@ -209,14 +209,12 @@ def markdown(report: dict) -> str:
             f"{r['old']['photos_per_s']:.2f} | {r['new']['photos_per_s']:.2f} | "
             f"{r['throughput_ratio_new_over_old']:.2f} | {'yes' if r['same_records'] else 'NO'} |"
         )
+    lines.append("")
     first, last = rows[0], rows[-1]
-    growth = {k: last[k]["peak_rss_mib"] - first[k]["peak_rss_mib"] for k in ("old", "new")}
-    lines += [
-        "",
-        f"Peak RSS from {first['photos']} to {last['photos']} photos: old "
-        f"{growth['old']:+.0f} MiB, new {growth['new']:+.0f} MiB.",
-        "",
-    ]
+    if len(rows) > 1:
+        growth = {k: last[k]["peak_rss_mib"] - first[k]["peak_rss_mib"] for k in ("old", "new")}
+        lines += [f"Peak RSS from {first['photos']} to {last['photos']} photos: old "
+                  f"{growth['old']:+.0f} MiB, new {growth['new']:+.0f} MiB.", ""]  # fmt: skip
     if report.get("note"):
         lines += [f"Note: {report['note']}", ""]
     return "\n".join(lines)
