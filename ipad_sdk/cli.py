@@ -143,7 +143,8 @@ def _add_tool_parsers(sub: Any) -> None:
          ".onnx file or a TensorRT plan"),
     ]  # fmt: skip
     for name, module, summary in tools:
-        tool = formats.add_parser(name, help=summary, description=module.__doc__.split("\n")[0])
+        first_line = (module.__doc__ or "").split("\n")[0]
+        tool = formats.add_parser(name, help=summary, description=first_line)
         module.add_arguments(tool)
         tool.set_defaults(run=module.run)
     serve = sub.add_parser(
@@ -360,7 +361,8 @@ def _cmd_tool(args: argparse.Namespace) -> int:
     """A tool subcommand (``args.run``); files it cannot read or write and values it refuses are
     errors (exit 2), reported with the message naming them."""
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except IpadError:
         raise
     except (OSError, ValueError) as exc:

@@ -386,11 +386,14 @@ def _decode_rgb16(data: bytes, img: ImageFile.ImageFile, name: str) -> np.ndarra
     return rgb16
 
 
-def _is_la16(img: Image.Image) -> bool:
-    return img.mode == "RGBA" and bool(img.tile) and all(_rawmode(t) == "LA;16B" for t in img.tile)
+def _is_la16(img: Image.Image) -> TypeGuard[ImageFile.ImageFile]:
+    """Whether ``img`` is a 16-bit gray+alpha PNG not decoded yet (a file's tiles are pending)."""
+    if img.mode != "RGBA" or not isinstance(img, ImageFile.ImageFile) or not img.tile:
+        return False
+    return all(_rawmode(t) == "LA;16B" for t in img.tile)
 
 
-def _decode_la16(img: Image.Image, name: str) -> np.ndarray:
+def _decode_la16(img: ImageFile.ImageFile, name: str) -> np.ndarray:
     """A 16-bit gray+alpha PNG at full precision (alpha dropped, gray repeated). Pillow opens it
     as RGBA holding the high bytes; decoded once as 8-bit RGBA instead (the same 4 bytes per
     pixel), its channels are the gray's high and low bytes, then the alpha's."""

@@ -135,33 +135,32 @@ class RecordWriter:
             raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
         if fmt == "parquet" and path is None:
             raise ValueError("parquet results need a file")
-        self.fmt, self.path, self._tmp = fmt, path, None
+        self.fmt, self.path = fmt, path
+        self._tmp: Path | None = None  # the file being written, renamed to ``path`` at close
         self.provenance = provenance or {}
         scores = [f"score_{c}" for c in classes]
         self._columns = [n for c in columns for n in (scores if c == "*scores" else [c])]
         self._rows: list[dict[str, Any]] = []  # parquet: written at close
-        self._fh: IO[str] | None = None
+        self._fh: IO[str] | io.TextIOBase | None = None  # None: parquet, written at close
         if path is None:
             self._fh = _StdoutProxy()
         elif fmt != "parquet":
             self._tmp = temp_path_beside(path)
             self._fh = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = None
-        if fmt == "csv":
+        if fmt == "csv" and self._fh is not None:
             self._csv = csv.DictWriter(self._fh, fieldnames=self._columns, extrasaction="ignore")
             self._csv.writeheader()
 
     def write(self, record: dict[str, Any]) -> None:
         record = record | self.provenance
-        if self.fmt == "jsonl":
-            self._fh.write(json.dumps(record) + "\n")
+        if self._fh is None:  # parquet: a row, written at close
+            self._rows.append({c: _flat(record).get(c) for c in self._columns})
+            return
+        if self._csv is not None:
+            self._csv.writerow({k: _csv_cell(v) for k, v in _flat(record).items()})
         else:
-            flat = {k: v for k, v in record.items() if k != "scores"}
-            flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
-            if self._csv is None:
-                self._rows.append({c: flat.get(c) for c in self._columns})
-                return
-            self._csv.writerow({k: _csv_cell(v) for k, v in flat.items()})
+            self._fh.write(json.dumps(record) + "\n")
         self._fh.flush()
 
     def close(self, commit: bool) -> None:
@@ -176,12 +175,21 @@ class RecordWriter:
                 table = pa.Table.from_pylist(self._rows)
                 atomic_write(self.path, lambda tmp: pq.write_table(table, tmp))
             return
+        if self._fh is None or self._tmp is None:  # opened for every other format
+            return
         try:
             self._fh.close()
             if commit:
                 os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its ``scores`` as ``score_<class>`` columns (CSV and Parquet)."""
+    flat = {k: v for k, v in record.items() if k != "scores"}
+    flat.update({f"score_{k}": v for k, v in record.get("scores", {}).items()})
+    return flat
 
 
 def write_records(

@@ -213,7 +213,7 @@ def _video_inputs(path: Path, key: str, stride: int, max_pixels: int) -> Iterato
 
 
 def _todo(
-    items: Iterable[_Named], done: Container[str], progress: Callable[[int], None] | None
+    items: Iterable[_Named], done: Container[str], progress: Callable[[int], object] | None
 ) -> Iterator[_Named]:
     """``items`` not in ``done``; each run of files finished before counts as progress once."""
     skipped = 0
@@ -236,7 +236,7 @@ def run_batch(
     fmt: str = "jsonl",
     save_masks: bool = False,
     save_overlays: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     resume: bool = False,
     save_heatmaps: bool = False,
     frame_stride: int = 1,
@@ -286,7 +286,7 @@ def _run_to_folder(
     out_dir: Path,
     settings: dict[str, Any],
     kinds: tuple[str, ...],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
     resume: bool,
     workers: int,
 ) -> BatchSummary:
@@ -343,7 +343,7 @@ def _run_to_stdout(
     files: Sequence[Path],
     fmt: str,
     settings: dict[str, Any],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
     workers: int,
 ) -> BatchSummary:
     writer = RecordWriter(None, fmt, detector.classes, _provenance(settings))
@@ -385,9 +385,9 @@ def _records(
                 yield Named(item.source, item.data)
 
     for outcome in detector.stream(inputs(), workers=workers):
-        while isinstance(read[0].data, InputError):
+        while isinstance(known := read[0].data, InputError):
             item = read.popleft()
-            yield item, _error_record(item, item.data)
+            yield item, _error_record(item, known)
         item = read.popleft()
         if isinstance(outcome, Failure):
             yield item, _error_record(item, outcome.error)
@@ -395,6 +395,7 @@ def _records(
         result = _with_record_timings(outcome, item.decode_ms)
         yield item, _with_fields(_save_outputs(result, item, out_dir, kinds, detector), item.fields)
     for item in read:  # only known errors are left
+        assert isinstance(item.data, InputError)  # the stream answered every other input
         yield item, _error_record(item, item.data)
 
 
@@ -428,10 +429,13 @@ def _save_outputs(
 
     def picture(kind: str) -> bytes:
         if kind != "mask" and not rgb:
+            assert not isinstance(item.data, InputError)  # a result's input was read
             rgb.append(quantize8(load_pixels(item.data, max_pixels=detector.max_pixels)))
         return render_png(result, kind, rgb[0] if rgb else None)
 
-    for kind in kinds if out_dir is not None else ():
+    if out_dir is None:
+        return record
+    for kind in kinds:
         record |= write_output(out_dir, kind, item.key, partial(picture, kind))
         if "error" in record:
             break

@@ -38,11 +38,13 @@ import signal
 import sysconfig
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..arrays import ArrayOrTensor, to_host
 from ..backends import run_chunked
 from ..detector import Detector
 from ..errors import InputError, ModelError
@@ -80,8 +82,11 @@ class NetworkBackend:
         self.config, self.input_format, self.precision = config, input_format, precision
         self.network, self.max_batch = network, max_batch
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return run_chunked(self.network, batch, self.max_batch)
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` copied to the host (where the network call's tensors are made), in calls of
+        at most ``max_batch`` images."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
+        return run_chunked(self.network, host, self.max_batch)
 
     def close(self) -> None:
         """Nothing to free: the network's server holds it."""
@@ -323,7 +328,7 @@ def _write_query_outputs(
     records = []
     for (record, mask), key in zip(answers, output_keys(files), strict=True):
         if out is not None and save_masks and mask:
-            record |= write_output(out, "mask", key, lambda png=mask: png)
+            record |= write_output(out, "mask", key, partial(bytes, mask))
         records.append(record)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
