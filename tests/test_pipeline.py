@@ -160,7 +160,7 @@ def test_detector_is_a_context_manager_that_closes_its_backend(tiny_bundle, rgb_
 
 def test_onnx_backend_closes(tiny_bundle, tmp_path, rgb_image):
     pytest.importorskip("onnxslim")
-    from export.export_onnx import export_onnx
+    from ipad_sdk.export.onnx import export_onnx
 
     onnx = export_onnx(tiny_bundle, tmp_path / "tiny.onnx")
     det = _quiet(onnx, device="cpu")
