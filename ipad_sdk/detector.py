@@ -218,7 +218,8 @@ class Detector:
         if pixel_format is not None:
             if size is None:
                 raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
-            image = self._yuv_to_rgb(image, pixel_format, size, matrix, yuv_range)
+            rgb = self._yuv_to_rgb(image, pixel_format, size, matrix, yuv_range)
+            image = Named(image.source, rgb) if isinstance(image, Named) else rgb
         return self.detect_batch([image], batch_size=1)[0]
 
     def detect_batch(
@@ -328,18 +329,19 @@ class Detector:
     def _yuv_to_rgb(
         self, image: Any, pixel_format: str, size: tuple[int, int], matrix: str, yuv_range: str
     ) -> Any:
-        """A YUV frame as RGB: a ``3xHxW`` tensor on this detector's GPU where it lies there,
-        else ``HxWx3`` numpy."""
-        tensor = self._device_image(image)
+        """A YUV frame (a :class:`~ipad_sdk.io.Named` one: its data, errors naming it) as RGB: a
+        ``3xHxW`` tensor on this detector's GPU where it lies there, else ``HxWx3`` numpy."""
+        name = describe(image)
+        data = image.data if isinstance(image, Named) else image
+        tensor = self._device_image(data)
         if tensor is not None:
             from .device_preprocess import yuv_to_rgb_tensor
 
-            return yuv_to_rgb_tensor(tensor, pixel_format, size, matrix, yuv_range,
-                                     describe(image), self.max_pixels)  # fmt: skip
+            return yuv_to_rgb_tensor(tensor, pixel_format, size, matrix, yuv_range, name,
+                                     self.max_pixels)  # fmt: skip
         from .yuv import yuv_to_rgb
 
-        return yuv_to_rgb(image, pixel_format, size, matrix, yuv_range, describe(image),
-                          self.max_pixels)  # fmt: skip
+        return yuv_to_rgb(data, pixel_format, size, matrix, yuv_range, name, self.max_pixels)
 
     def _prepare(self, image: ImageInput) -> _Prepared | Failure:
         named = isinstance(image, (str, os.PathLike, Named))

@@ -343,3 +343,17 @@ def test_cli_workers_change_nothing_but_speed(tiny_bundle, tmp_path, capsys):
     assert records["1"] == records["3"]
     names = ("0.png", "1.png", "2.png", "bad.png")
     assert [r["source"] for r in records["1"]] == [str(photos / n) for n in names]
+
+
+def test_a_named_yuv_frame_keeps_its_name(tiny_bundle):
+    """A Named YUV frame (the YUV hook of Detector.detect) is converted from its data, and its
+    result and its errors are named by it."""
+    det = _quiet(tiny_bundle, device="cpu")
+    w, h = 64, 48
+    frame = np.random.default_rng(0).integers(0, 256, w * h * 3 // 2, dtype=np.uint8)
+    named = det.detect(Named("cam0/frame17", frame), pixel_format="nv12", size=(w, h))
+    plain = det.detect(frame, pixel_format="nv12", size=(w, h))
+    assert named.source == "cam0/frame17"
+    np.testing.assert_array_equal(named.heatmap, plain.heatmap)
+    with pytest.raises(InputError, match="^cam0/frame17: "):
+        det.detect(Named("cam0/frame17", frame[:-2]), pixel_format="nv12", size=(w, h))

@@ -129,7 +129,7 @@ def batch_chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-def pad_rows(chunk: Any, rows: int) -> Any:
+def pad_rows(chunk: ArrayOrTensor, rows: int) -> ArrayOrTensor:
     """``chunk`` (numpy array or torch tensor) with its last row repeated up to ``rows`` rows."""
     missing = rows - len(chunk)
     if missing <= 0:
@@ -142,7 +142,7 @@ def pad_rows(chunk: Any, rows: int) -> Any:
 
 
 def run_chunked(
-    run: Callable[[Any], Outputs], batch: Any, size: int | None, pad_to: int = 1
+    run: Callable[[Any], Outputs], batch: ArrayOrTensor, size: int | None, pad_to: int = 1
 ) -> Outputs:
     """``run`` on ``batch`` at most ``size`` rows at a time (``None``: all at once), each chunk
     below ``pad_to`` rows padded with its last row (a graph with a fixed or minimum batch), the
