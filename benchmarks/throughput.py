@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ipad_sdk.detector import open_backend
+from ipad_sdk.backends import open_backend
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.model.flops import ipad_flops
 from ipad_sdk.preprocess import preprocess_batch
@@ -112,7 +112,7 @@ def _peak_rss_growth_mib(path: str, device: str, threads: int, batch: int) -> fl
     ``/proc/self/clear_refs`` so that the imports' own peak does not count)."""
     import torch
 
-    from ipad_sdk.detector import open_backend
+    from ipad_sdk.backends import open_backend
 
     torch.set_num_threads(threads)
     with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:

@@ -11,7 +11,7 @@ are imported when a model file that needs them is opened::
 from ._version import __version__
 from .detector import Detector
 from .errors import BackendUnavailable, InputError, IpadError, ModelError, OutputError
-from .io import load_image
+from .io import Named, load_image
 from .metadata import ModelConfig
 from .result import Failure, Result
 
@@ -23,6 +23,7 @@ __all__ = [
     "IpadError",
     "ModelConfig",
     "ModelError",
+    "Named",
     "OutputError",
     "Result",
     "__version__",

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .detector import Detector, backend_for
+from .backends import backend_for
+from .detector import Detector
 from .fileio import atomic_write
 from .metadata import ModelConfig, write_bundle_config, write_engine_config, write_onnx_config
 from .result import Failure

@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         help="videos: one record per N-th frame (needs the 'video' extra)",
     )  # fmt: skip
     det.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    det.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="threads decoding ahead of the model, each holding one full-resolution image "
+        "(default 1)",
+    )  # fmt: skip
     det.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     det.add_argument(
         "--tiling", default="off",
@@ -138,7 +143,8 @@ def _add_tool_parsers(sub: Any) -> None:
          ".onnx file or a TensorRT plan"),
     ]  # fmt: skip
     for name, module, summary in tools:
-        tool = formats.add_parser(name, help=summary, description=module.__doc__.split("\n")[0])
+        first_line = (module.__doc__ or "").split("\n")[0]
+        tool = formats.add_parser(name, help=summary, description=first_line)
         module.add_arguments(tool)
         tool.set_defaults(run=module.run)
     serve = sub.add_parser(
@@ -156,14 +162,16 @@ def _add_tool_parsers(sub: Any) -> None:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from .batch import run_batch
     from .detector import default_model_path
     from .discover import discover
+    from .runner import run_batch
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
     if args.frame_stride < 1:
         raise UsageError("--frame-stride must be >= 1")
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
     if (args.save_masks or args.save_overlays or args.save_heatmaps) and args.out is None:
         raise UsageError("--save-masks/--save-overlays/--save-heatmaps need --out DIR")
     if args.resume and args.out is None:
@@ -182,11 +190,13 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     files = discover(args.paths, exclude=args.out)
     bar = _progress_bar(len(files), disabled=args.quiet)
     try:
-        summary = run_batch(
-            detector, files, args.out, args.format, args.save_masks, args.save_overlays,
-            progress=bar.update if bar is not None else None, resume=args.resume,
-            save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
-        )  # fmt: skip
+        with detector:
+            summary = run_batch(
+                detector, files, args.out, args.format, args.save_masks, args.save_overlays,
+                progress=bar.update if bar is not None else None, resume=args.resume,
+                save_heatmaps=args.save_heatmaps, frame_stride=args.frame_stride,
+                workers=args.workers,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -299,7 +309,7 @@ def _read_onnx_metadata(path: str) -> dict[str, str]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .detector import backend_for
+    from .backends import backend_for
     from .fileio import check_regular_file, file_sha256
     from .metadata import (
         ONNX_FORMAT_NAME,
@@ -351,7 +361,8 @@ def _cmd_tool(args: argparse.Namespace) -> int:
     """A tool subcommand (``args.run``); files it cannot read or write and values it refuses are
     errors (exit 2), reported with the message naming them."""
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except IpadError:
         raise
     except (OSError, ValueError) as exc:

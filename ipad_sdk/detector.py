@@ -1,4 +1,11 @@
-"""Detector: opens a model file with the right backend and turns images into :class:`Result`s."""
+"""Detector: the one pipeline from inputs to :class:`Result`s, on any backend.
+
+Every front end (the SDK calls, ``ipad detect``, Ray, PyTriton, the Triton repository model) runs
+:meth:`Detector.stream` (or the methods built on it): decode and preprocess ahead in threads, batch,
+run the :class:`~ipad_sdk.backends.Backend`, tile, and turn outputs into results, a bad input into a
+:class:`Failure` naming it. The backend is opened from a model file (:mod:`ipad_sdk.backends`
+chooses the runtime) or is one the caller made (e.g. a call to a network served elsewhere).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .arrays import ArrayOrTensor
-from .backends import Backend
+from .backends import Backend, batch_chunks, open_backend
 from .errors import BackendUnavailable, InputError, ModelError
-from .fileio import check_regular_file
-from .io import DEFAULT_MAX_PIXELS, ImageInput, describe, is_torch_tensor, load_pixels
+from .io import DEFAULT_MAX_PIXELS, ImageInput, Named, describe, is_torch_tensor, load_pixels
 from .metadata import ModelConfig
 from .preprocess import preprocess_batch, resize_to
 from .result import Failure, Result
@@ -35,9 +41,6 @@ class _End(enum.Enum):
 
 _END = _End.END  # end-of-input marker of Detector.stream
 
-BUNDLE_SUFFIXES = (".safetensors",)
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".plan", ".engine")
 DEFAULT_MODEL_NAME = "ipad-default.safetensors"
 DEFAULT_ONNX_NAME = "ipad-default.onnx"  # the same model exported; its metadata says the precision
 
@@ -69,64 +72,6 @@ def default_model_path(weights: Path | None = None) -> Path:
     )
 
 
-BACKENDS = {"torch": BUNDLE_SUFFIXES, "onnxruntime": ONNX_SUFFIXES, "tensorrt": ENGINE_SUFFIXES}
-
-
-def backend_for(path: str | os.PathLike[str]) -> str:
-    """The backend that runs ``path``, by its suffix: ``torch``, ``onnxruntime`` or
-    ``tensorrt``."""
-    name = os.fspath(path)
-    suffix = Path(name).suffix.lower()
-    for backend, suffixes in BACKENDS.items():
-        if suffix in suffixes:
-            return backend
-    known = ", ".join(f"{'/'.join(s)} ({b})" for b, s in BACKENDS.items())
-    raise ModelError(f"{name}: unsupported model file type {suffix!r}; expected {known}")
-
-
-def open_backend(
-    path: str | os.PathLike[str],
-    device: str = "auto",
-    providers: Sequence[str] | None = None,
-    threads: int | None = None,
-    backend: str = "auto",
-    precision: str = "auto",
-    compile_batch: int | None = None,
-) -> Backend:
-    """Open ``path`` on ``backend`` (``"auto"``: by file type): a ``.safetensors`` bundle runs on
-    PyTorch, an ``.onnx`` file on ONNX Runtime (``providers``/``threads`` apply to it only), a
-    ``.plan``/``.engine`` on TensorRT; ``precision`` (``auto``/``fp32``/``fp16``) and
-    ``compile_batch`` (``torch.compile`` for that fixed batch size) apply to PyTorch (the other
-    formats carry theirs). A missing runtime raises
-    :class:`~ipad_sdk.errors.BackendUnavailable` saying what to install."""
-    name = os.fspath(path)
-    check_regular_file(name)
-    kind = backend_for(name)
-    if backend not in ("auto", kind):
-        if backend not in BACKENDS:
-            raise ValueError(
-                f"backend must be 'auto' or one of {sorted(BACKENDS)}, got {backend!r}"
-            )
-        raise ValueError(f"{name} is a {kind} model; backend={backend!r} cannot run it")
-    if kind != "onnxruntime" and (providers is not None or threads is not None):
-        raise ValueError("providers/threads apply to .onnx models only")
-    if kind != "torch" and precision != "auto":
-        raise ValueError(f"precision applies to .safetensors bundles; {name} carries its own")
-    if kind != "torch" and compile_batch is not None:
-        raise ValueError(f"compile applies to .safetensors bundles; {name} is already compiled")
-    if kind == "torch":
-        from .backends.torch_backend import TorchBackend
-
-        return TorchBackend(name, device, precision, compile_batch)
-    if kind == "onnxruntime":
-        from .backends.onnx_backend import OnnxBackend
-
-        return OnnxBackend(name, device, providers=providers, threads=threads)
-    from .backends.trt_backend import TensorRTBackend
-
-    return TensorRTBackend(name, device)
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """One decoded input ready for the model: its whole-image network input, and when it is tiled,
@@ -155,8 +100,12 @@ class Detector:
 
     ``model`` defaults to the embedded default model; a ``.safetensors`` bundle runs on PyTorch,
     an ``.onnx`` export on ONNX Runtime (``providers``, ``threads``), a ``.plan``/``.engine`` on
-    TensorRT (``backend="auto"`` picks by file type; naming one checks it). ``device`` is
-    ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``. Images larger than
+    TensorRT (``backend="auto"`` picks by file type; naming one checks it). ``model`` may also be
+    a :class:`~ipad_sdk.backends.Backend` instance (anything with ``run``, ``config``, ``name``,
+    ``device``, ``input_format`` and ``precision``): the Detector then runs its pipeline on it, and
+    the options that open a file (``device``, ``providers``, ``threads``, ``backend``,
+    ``precision``, ``compile``) must stay at their defaults. ``device`` is ``"auto"`` (CUDA when
+    available), ``"cpu"`` or ``"cuda[:N]"``. Images larger than
     ``max_pixels`` are refused as possible decompression bombs. ``tiling`` (``"off"``,
     ``"auto"``, a spec string such as ``"scale=0.5,overlap=0.25"`` or a
     :class:`~ipad_sdk.tiling.TilingSpec`) adds native-resolution tiles for the map of large photos
@@ -167,11 +116,13 @@ class Detector:
     ``image_threshold``, ``pixel_threshold`` and ``class_thresholds`` (artifact class -> threshold
     on its probability) replace the model's operating point for this detector (see
     :class:`~ipad_sdk.thresholds.Thresholds`); every result carries the values it used.
+
+    :meth:`close` (or a ``with`` block) frees what the backend holds (GPU memory, sessions).
     """
 
     def __init__(
         self,
-        model: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | Backend | None = None,
         device: str = "auto",
         batch_size: int = 8,
         max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -187,9 +138,27 @@ class Detector:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model_path = os.fspath(model if model is not None else default_model_path())
-        self.backend = open_backend(self.model_path, device, providers, threads, backend, precision,
-                                    compile_batch=batch_size if compile else None)  # fmt: skip
+        if model is not None and not isinstance(model, (str, os.PathLike)):
+            opened = {"device": device != "auto", "providers": providers is not None,
+                      "threads": threads is not None, "backend": backend != "auto",
+                      "precision": precision != "auto", "compile": compile}  # fmt: skip
+            if any(opened.values()):
+                given = ", ".join(k for k, v in opened.items() if v)
+                raise ValueError(f"{given}: these open a model file; a Backend instance carries "
+                                 "its own")  # fmt: skip
+            self.backend: Backend = model
+            self.model_path = getattr(model, "path", None) or f"<{model.name} backend>"
+        else:
+            self.model_path = os.fspath(model if model is not None else default_model_path())
+            self.backend = open_backend(
+                self.model_path,
+                device,
+                providers,
+                threads,
+                backend,
+                precision,
+                compile_batch=batch_size if compile else None,
+            )
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.tiling = TilingSpec.parse(tiling)
@@ -216,6 +185,19 @@ class Detector:
     def device(self) -> str:
         return self.backend.device
 
+    def close(self) -> None:
+        """Free what the backend holds (GPU memory, runtime sessions); the Detector cannot run
+        afterwards. Closing twice is harmless."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return (
             f"Detector({self.model_path!r}, backend={self.backend.name!r}, "
@@ -236,7 +218,8 @@ class Detector:
         if pixel_format is not None:
             if size is None:
                 raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
-            image = self._yuv_to_rgb(image, pixel_format, size, matrix, yuv_range)
+            rgb = self._yuv_to_rgb(image, pixel_format, size, matrix, yuv_range)
+            image = Named(image.source, rgb) if isinstance(image, Named) else rgb
         return self.detect_batch([image], batch_size=1)[0]
 
     def detect_batch(
@@ -289,7 +272,9 @@ class Detector:
         preprocess ahead while the model runs; results come in input order; a bad input yields a
         :class:`Failure` (``.ok`` False, its ``InputError`` attached) and the stream goes on.
         If ``images`` itself raises, the results of every item read before are yielded first,
-        then its exception propagates.
+        then its exception propagates. Results and failures are named by their input's
+        ``source``: a path's own, or the name of a :class:`~ipad_sdk.io.Named` input (encoded
+        bytes of a file, a video frame), which also starts the error's message.
 
         Memory is bounded: at most ``2 * batch_size + workers`` inputs are in flight.
         """
@@ -344,24 +329,26 @@ class Detector:
     def _yuv_to_rgb(
         self, image: Any, pixel_format: str, size: tuple[int, int], matrix: str, yuv_range: str
     ) -> Any:
-        """A YUV frame as RGB: a ``3xHxW`` tensor on this detector's GPU where it lies there,
-        else ``HxWx3`` numpy."""
-        tensor = self._device_image(image)
+        """A YUV frame (a :class:`~ipad_sdk.io.Named` one: its data, errors naming it) as RGB: a
+        ``3xHxW`` tensor on this detector's GPU where it lies there, else ``HxWx3`` numpy."""
+        name = describe(image)
+        data = image.data if isinstance(image, Named) else image
+        tensor = self._device_image(data)
         if tensor is not None:
             from .device_preprocess import yuv_to_rgb_tensor
 
-            return yuv_to_rgb_tensor(tensor, pixel_format, size, matrix, yuv_range,
-                                     describe(image), self.max_pixels)  # fmt: skip
+            return yuv_to_rgb_tensor(tensor, pixel_format, size, matrix, yuv_range, name,
+                                     self.max_pixels)  # fmt: skip
         from .yuv import yuv_to_rgb
 
-        return yuv_to_rgb(image, pixel_format, size, matrix, yuv_range, describe(image),
-                          self.max_pixels)  # fmt: skip
+        return yuv_to_rgb(data, pixel_format, size, matrix, yuv_range, name, self.max_pixels)
 
     def _prepare(self, image: ImageInput) -> _Prepared | Failure:
-        source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        named = isinstance(image, (str, os.PathLike, Named))
+        source = describe(image) if named else None
         start = time.perf_counter()
         try:
-            tensor = self._device_image(image)
+            tensor = self._device_image(image.data if isinstance(image, Named) else image)
             rgb: ArrayOrTensor
             if tensor is not None:
                 from .device_preprocess import to_rgb_uint8
@@ -372,6 +359,7 @@ class Detector:
                 rgb = load_pixels(image, max_pixels=self.max_pixels)
                 image_size = (rgb.shape[0], rgb.shape[1])
         except InputError as exc:
+            exc.source = source
             return Failure(source, exc)
         decode_ms, start = _ms_since(start), time.perf_counter()
         network_input = self._preprocess([rgb])[0]
@@ -405,6 +393,7 @@ class Detector:
 
     def _infer(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         class_probs, pixel_probs = self.backend.run(batch)
+        class_probs, pixel_probs = np.asarray(class_probs), np.asarray(pixel_probs)
         if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
             # never a silent wrong answer: NaN scores would compare as "not clean"
             raise ModelError(
@@ -461,10 +450,10 @@ class Detector:
         else:  # 3xHxW on the GPU
             crops = [working[:, y : y + t, x : x + t] for y, x in layout.corners]
         outputs = [
-            self._infer(self._preprocess(crops[i : i + self.batch_size]))
-            for i in range(0, len(crops), self.batch_size)
+            self._infer(self._preprocess(crops[rows]))
+            for rows in batch_chunks(len(crops), self.batch_size)
         ]
         return (np.concatenate([c for c, _ in outputs]), np.concatenate([p for _, p in outputs]))
 
 
-__all__ = ["Detector", "backend_for", "default_model_path", "open_backend"]
+__all__ = ["Detector", "default_model_path"]

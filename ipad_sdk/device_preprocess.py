@@ -90,8 +90,8 @@ def yuv_to_rgb_tensor(
         else:
             u, v = chroma.view(2, height // 2, width // 2)
         u, v = (p.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1) for p in (u, v))
-    planes = (p.to(torch.float64) for p in (y, u, v))
-    rgb = torch.stack(rgb_planes(*planes, MATRICES[matrix], yuv_range == "full"))
+    y64, u64, v64 = (p.to(torch.float64) for p in (y, u, v))
+    rgb = torch.stack(rgb_planes(y64, u64, v64, MATRICES[matrix], yuv_range == "full"))
     return torch.round(rgb.clamp_(0.0, 1.0) * 255.0).to(torch.uint8)
 
 

@@ -1,4 +1,5 @@
-"""Finding the image and video files to run on: the files named, and those below folders."""
+"""Finding the inputs of a run: files named on the command line, and the image and video files
+below folders."""
 
 from __future__ import annotations
 
@@ -55,3 +56,6 @@ def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in _SUFFIXES:
                 yield Path(root, name)
+
+
+__all__ = ["IMAGE_SUFFIXES", "discover"]

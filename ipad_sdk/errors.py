@@ -13,7 +13,16 @@ class IpadError(Exception):
 
 
 class InputError(IpadError, ValueError):
-    """An image input is unusable: missing, not an image, truncated, too large, NaN, bad shape."""
+    """An image input is unusable: missing, not an image, truncated, too large, NaN, bad shape.
+
+    ``source`` is the name of the input it concerns where the input has one (a path, or the name
+    given with :class:`~ipad_sdk.io.Named`; set by :class:`~ipad_sdk.Detector`), else ``None``;
+    the message starts with that name.
+    """
+
+    def __init__(self, *args: object, source: str | None = None) -> None:
+        super().__init__(*args)
+        self.source = source
 
 
 class ModelError(IpadError, ValueError):

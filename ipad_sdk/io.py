@@ -14,6 +14,8 @@ is the same pixels quantised to ``uint8`` at once. Accepted inputs (one place fo
   ``uint16`` or floating point in ``[0, 1]``;
 * a torch tensor ``HxW``, ``1xHxW``, ``3xHxW`` or ``4xHxW`` (channels first, torchvision style),
   ``uint8`` or floating point in ``[0, 1]``, on any device (torch itself is not imported here);
+* a :class:`Named` input: any of these with the name its results and errors go by (the file
+  behind encoded bytes, a video frame's ``clip.mp4#frame=12``);
 * any other DLPack producer (``__dlpack__``: CuPy, JAX, ...), read like a torch tensor (channels
   first; imported with ``torch.from_dlpack``, or ``numpy.from_dlpack`` for host memory without
   torch).
@@ -40,6 +42,7 @@ import io
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeGuard
 
@@ -65,10 +68,26 @@ class SupportsDLPack(Protocol):
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
+@dataclass(frozen=True)
+class Named:
+    """An input with the name it goes by.
+
+    Results carry the name as their ``source`` and errors start with it
+    (:class:`~ipad_sdk.Detector` inputs only; a path is named by itself).
+
+    Attributes:
+        source: The name (e.g. the file the encoded bytes came from, or a video frame's name).
+        data: Any other accepted input.
+    """
+
+    source: str
+    data: Any
+
+
 #: Every input `load_pixels` takes (torch is imported for type checkers only).
 ImageInput: TypeAlias = (
     "str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray"
-    " | torch.Tensor | SupportsDLPack"
+    " | torch.Tensor | SupportsDLPack | Named"
 )
 
 
@@ -79,8 +98,11 @@ def describe(obj: object) -> str:
         obj: Any image input.
 
     Returns:
-        The path, or a short description such as ``<numpy array shape=(4, 4, 3) dtype=uint8>``.
+        The path or the :class:`Named` input's name, or a short description such as
+        ``<numpy array shape=(4, 4, 3) dtype=uint8>``.
     """
+    if isinstance(obj, Named):
+        return obj.source
     if isinstance(obj, (str, os.PathLike)):
         return os.fspath(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -136,6 +158,8 @@ def load_pixels(obj: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         BackendUnavailable: The input's format needs an extra that is not installed.
     """
     name = describe(obj)
+    if isinstance(obj, Named):
+        obj = obj.data
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
         return _from_encoded(_read_path(path, name), name, max_pixels, path.suffix.lower())
@@ -362,11 +386,14 @@ def _decode_rgb16(data: bytes, img: ImageFile.ImageFile, name: str) -> np.ndarra
     return rgb16
 
 
-def _is_la16(img: Image.Image) -> bool:
-    return img.mode == "RGBA" and bool(img.tile) and all(_rawmode(t) == "LA;16B" for t in img.tile)
+def _is_la16(img: Image.Image) -> TypeGuard[ImageFile.ImageFile]:
+    """Whether ``img`` is a 16-bit gray+alpha PNG not decoded yet (a file's tiles are pending)."""
+    if img.mode != "RGBA" or not isinstance(img, ImageFile.ImageFile) or not img.tile:
+        return False
+    return all(_rawmode(t) == "LA;16B" for t in img.tile)
 
 
-def _decode_la16(img: Image.Image, name: str) -> np.ndarray:
+def _decode_la16(img: ImageFile.ImageFile, name: str) -> np.ndarray:
     """A 16-bit gray+alpha PNG at full precision (alpha dropped, gray repeated). Pillow opens it
     as RGBA holding the high bytes; decoded once as 8-bit RGBA instead (the same 4 bytes per
     pixel), its channels are the gray's high and low bytes, then the alpha's."""

@@ -14,11 +14,16 @@ Matrices: ``bt601`` (Kr 0.299, Kb 0.114, SD and most JPEG/camera pipelines) or `
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .io import SupportsDLPack
 
 PIXEL_FORMATS = ("nv12", "i420", "yuyv")
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
@@ -26,8 +31,9 @@ RANGES = ("limited", "full")
 
 
 def yuv_to_rgb(
-    buffer: np.ndarray, pixel_format: str, size: tuple[int, int], matrix: str = "bt601",
-    yuv_range: str = "limited", name: str = "<yuv frame>", max_pixels: int | None = None,
+    buffer: np.ndarray | torch.Tensor | SupportsDLPack, pixel_format: str, size: tuple[int, int],
+    matrix: str = "bt601", yuv_range: str = "limited", name: str = "<yuv frame>",
+    max_pixels: int | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Convert one raw YUV frame to RGB on the host.
 
@@ -52,7 +58,8 @@ def yuv_to_rgb(
     check_options(matrix, yuv_range, name)
     y, u, v = _planes(_host(buffer, name), pixel_format, size, name, max_pixels)
     rgb = np.stack(rgb_planes(y, u, v, MATRICES[matrix], yuv_range == "full"), axis=-1)
-    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out: np.ndarray = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
 
 
 def check_options(matrix: str, yuv_range: str, name: str) -> None:
@@ -119,7 +126,7 @@ def frame_bytes(pixel_format: str, width: int, height: int) -> int:
 
 
 def _planes(
-    buffer: np.ndarray,
+    buffer: object,
     pixel_format: str,
     size: tuple[int, int],
     name: str,

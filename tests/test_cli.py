@@ -659,12 +659,12 @@ def test_disk_full_stops_cleanly_and_resume_finishes(image_dir, tiny_bundle, tmp
                                                      monkeypatch):  # fmt: skip
     import errno
 
-    import ipad_sdk.batch as batch
+    import ipad_sdk.outputs as outputs
 
     reference = tmp_path / "reference"
     assert main(_detect_args(image_dir["root"], tiny_bundle, reference, "--batch-size", "2")) == 1
     writes: list[Path] = []
-    real_write = batch.atomic_write_bytes
+    real_write = outputs.atomic_write_bytes
 
     def disk_full_at_the_third_write(path: Path, data: bytes) -> Path:
         writes.append(path)
@@ -672,14 +672,14 @@ def test_disk_full_stops_cleanly_and_resume_finishes(image_dir, tiny_bundle, tmp
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_write(path, data)
 
-    monkeypatch.setattr(batch, "atomic_write_bytes", disk_full_at_the_third_write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", disk_full_at_the_third_write)
     out = tmp_path / "out"
     assert main(_detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2")) == 2
     err = capsys.readouterr().err
     assert f"{writes[2]}: cannot write output: No space left on device" in err
     assert not (out / "results.jsonl").exists()
     assert _leftovers(out) == [out / JOURNAL_NAME]
-    monkeypatch.setattr(batch, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", real_write)
     resumed = _detect_args(image_dir["root"], tiny_bundle, out, "--batch-size", "2", "--resume")
     assert main(resumed) == 1
     assert _outputs(out) == _outputs(reference)
@@ -823,12 +823,17 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_outputs(
         fh.write('{"source": "half a reco')
     (out / "masks" / ".c.png.png.0123456789ab.tmp").write_bytes(b"\x89PNG half")
     seen: list[int] = []
-    detected: list[Path] = []
-    original = det.detect_batch
-    det.detect_batch = lambda images, *a: detected.append(len(images)) or original(images, *a)
+    detected: list[str] = []
+    original = det.stream
+
+    def counted(images, *args, **kwargs):
+        return original((detected.append(i.source) or i for i in images), *args, **kwargs)
+
+    det.stream = counted
     summary = run_batch(det, files, out, "csv", True, True, progress=seen.append, resume=True)
     assert seen[0] == 2 and sum(seen) == len(files)  # the two finished files are skipped
-    assert sum(detected) == 1  # only the valid file not yet done is detected again (c.png)
+    # only the files not yet done are read again, through the Detector's stream
+    assert detected == [str(image_dir["bad"]), str(image_dir["root"] / "sub" / "c.png")]
     assert summary.ok == 3 and len(summary.failed) == 1
     assert _outputs(out) == _outputs(reference)  # same results file, masks and overlays
 

@@ -24,12 +24,13 @@ FORBIDDEN_TOP = {
     "benchmarks": {"tests", "export"},
     "export": {"train", "benchmarks", "tests"},  # the scripts there only call ipad_sdk.export
 }
-#: Inside ipad_sdk: modules below the pipeline. Other ipad_sdk modules (detector, batch, calibrate,
-#: the package itself, which re-exports Detector) are the pipeline; tools are above it.
+#: Inside ipad_sdk: modules below the pipeline. Other ipad_sdk modules (detector, runner, the batch
+#: shim, calibrate, the package itself, which re-exports Detector) are the pipeline; tools are
+#: above it.
 CORE = {
     "_version", "errors", "fileio", "metadata", "io", "decoders", "colour", "preprocess",
     "device_preprocess", "result", "regions", "thresholds", "tiling", "visualize", "video", "yuv",
-    "discover",
+    "discover", "arrays", "outputs",
 }  # fmt: skip
 BACKENDS_AND_MODEL = ("ipad_sdk.backends", "ipad_sdk.model")
 TOOLS = ("ipad_sdk.cli", "ipad_sdk.export", "ipad_sdk.integrations")

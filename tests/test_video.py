@@ -129,19 +129,19 @@ def test_resume_in_the_middle_of_a_video_gives_the_uninterrupted_outputs(tiny_bu
     files = [write_video(tmp_path / "clip.mp4", CODECS[0])]
     reference, out = tmp_path / "reference", tmp_path / "out"
     run_batch(det, files, reference, "csv", save_masks=True, frame_stride=2)
-    original, calls = det.detect_batch, []
+    original, calls = det.backend.run, []  # the network: one frame per batch
 
-    def stop_at_the_third_frame(images, *args):
-        calls.append(len(images))
+    def stop_at_the_third_frame(batch):
+        calls.append(len(batch))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(images, *args)
+        return original(batch)
 
-    det.detect_batch = stop_at_the_third_frame
+    det.backend.run = stop_at_the_third_frame
     with pytest.raises(KeyboardInterrupt):
         run_batch(det, files, out, "csv", save_masks=True, frame_stride=2)
     calls.clear()
-    det.detect_batch = lambda images, *a: calls.append(len(images)) or original(images, *a)
+    det.backend.run = lambda batch: calls.append(len(batch)) or original(batch)
     summary = run_batch(det, files, out, "csv", save_masks=True, frame_stride=2, resume=True)
     assert sum(calls) == 2  # frames 4 and 6; frames 0 and 2 come from the journal
     assert summary.ok == 4 and not summary.failed

@@ -31,6 +31,7 @@ import numpy as np
 from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..metadata import INPUT_NAME, ONNX_FORMAT_NAME, OUTPUT_NAMES, read_exported_metadata
+from . import parse_device, run_chunked
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +74,14 @@ def _provider_options(provider: str, index: int) -> dict[str, Any]:
 
 
 def choose_providers(device: str, available: Sequence[str]) -> list[str | tuple[str, dict]]:
-    """Providers for ``device`` (``auto``/``cpu``/``cuda[:N]``) among ``available``, best first."""
-    if device == "cpu":
+    """Providers for ``device`` (``auto``/``cpu``/``cuda[:N]``, read by
+    :func:`~ipad_sdk.backends.parse_device`) among ``available``, best first."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
         return [CPU_PROVIDER]
-    if device != "auto" and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+    index = index or 0
     gpu = [(p, _provider_options(p, index)) for p in GPU_PROVIDERS if p in available]
-    if device.startswith("cuda") and not gpu:
+    if kind == "cuda" and not gpu:
         raise BackendUnavailable(
             f"device {device!r} requested but ONNX Runtime offers no GPU provider "
             f"(available: {list(available)}); install 'ipad-sdk[gpu]'"
@@ -250,20 +251,18 @@ class OnnxBackend:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
-        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        """Outputs of ``batch`` (a numpy array, or a torch tensor copied to the host); a graph
+        with a fixed batch runs chunks of it, a short one padded by repeating its last image."""
+        if self.session is None:
+            raise RuntimeError(f"{self.name} backend is closed")
         host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
         if self.batch is None:
             return self._run(host)
-        parts = [self._run_fixed(host[i : i + self.batch]) for i in range(0, len(host), self.batch)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return run_chunked(self._run, host, self.batch, pad_to=self.batch)
 
-    def _run_fixed(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pad a short chunk to the graph's fixed batch (repeating its last image), then trim."""
-        n = len(chunk)
-        assert self.batch is not None  # called for graphs with a fixed batch only
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch - n, axis=0)])
-        class_probs, pixel_probs = self._run(padded)
-        return class_probs[:n], pixel_probs[:n]
+    def close(self) -> None:
+        """Release the ONNX Runtime session (and the GPU memory of its providers)."""
+        self.session = None
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.device == "cpu":

@@ -25,19 +25,26 @@ import numpy as np
 
 from ..arrays import ArrayOrTensor
 from ..errors import BackendUnavailable
+from . import parse_device, run_chunked
 
 if TYPE_CHECKING:
     import torch
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; an unavailable CUDA is an error."""
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"`` (the rules of
+    :func:`~ipad_sdk.backends.parse_device`); an unavailable CUDA device is an error."""
     import torch
 
-    if device == "auto":
+    kind, index = parse_device(device)
+    if kind == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU")
+    if index is not None and index >= torch.cuda.device_count():
+        raise BackendUnavailable(
+            f"device {device!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+        )
     return device
 
 
@@ -76,8 +83,10 @@ class TorchBackend:
 
             model = InferenceGraph(bundle, fp16=True, uint8_input=True, fused_attention=True)
         # the network, or its torch.compile wrapper: images -> (class_probs, pixel_probs)
-        self.model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-        self.model = model.to(self.device).eval()
+        # (None once closed)
+        self.model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
+        network = model.to(self.device).eval()
+        self.model = network
         self.input_format = "uint8" if precision == "fp16" else "float"
         if compile_batch is not None and compile_batch < 1:
             raise ValueError(f"compile_batch must be >= 1, got {compile_batch}")
@@ -87,12 +96,14 @@ class TorchBackend:
         )
         if compile_batch is not None:
             mode = "reduce-overhead" if self.device.startswith("cuda") else None
-            self.model = torch.compile(self.model, mode=mode, fullgraph=True, dynamic=False)
+            self.model = torch.compile(network, mode=mode, fullgraph=True, dynamic=False)
 
     def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         """``batch``: a numpy array, or a torch tensor already preprocessed on the device."""
         import torch
 
+        if self.model is None:
+            raise RuntimeError(f"{self.name} backend is closed")
         with torch.inference_mode():
             if isinstance(batch, torch.Tensor):
                 dtype = torch.uint8 if self.input_format == "uint8" else torch.float32
@@ -105,20 +116,27 @@ class TorchBackend:
                 images = host.to(self.device, non_blocking=True)
             if self.compile_batch is None:
                 return self._forward(images)
-            n, size = images.shape[0], self.compile_batch
-            outputs = []
-            for start in range(0, n, size):
-                chunk = images[start : start + size]
-                if chunk.shape[0] < size:  # pad: the compiled graph has one static batch size
-                    pad = chunk.new_zeros((size - chunk.shape[0], *chunk.shape[1:]))
-                    chunk = torch.cat([chunk, pad])
-                with self._lock:
-                    class_probs, pixel_probs = self._forward(chunk)
-                outputs.append((class_probs[: n - start], pixel_probs[: n - start]))
-            return (np.concatenate([c for c, _ in outputs]),
-                    np.concatenate([p for _, p in outputs]))  # fmt: skip
+            # the compiled graph has one static batch size: chunks of it, the last one padded
+            return run_chunked(self._forward_locked, images, self.compile_batch,
+                               pad_to=self.compile_batch)  # fmt: skip
+
+    def _forward_locked(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return self._forward(images)
 
     def _forward(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if self.model is None:
+            raise RuntimeError(f"{self.name} backend is closed")
         # copied to the host at once: a replayed CUDA graph reuses its output buffers
         class_probs, pixel_probs = self.model(images)
         return class_probs.float().cpu().numpy(), pixel_probs.float().cpu().numpy()
+
+    def close(self) -> None:
+        """Drop the network and return PyTorch's cached GPU memory; ``run`` raises after."""
+        if self.model is None:
+            return
+        self.model = None
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()

@@ -24,7 +24,6 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,9 @@ from ..arrays import ArrayOrTensor, to_host
 from ..errors import BackendUnavailable, ModelError
 from ..fileio import atomic_write_bytes
 from ..metadata import INPUT_NAME, OUTPUT_NAMES, ModelConfig, read_engine_metadata
+from . import batch_chunks, parse_device, run_chunked
+
+__all__ = ["TensorRTBackend", "batch_chunks", "cuda_device_index"]
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +49,14 @@ RUNTIME_CACHE_SUFFIX = ".runtime_cache"
 CUDA_DRIVER_MINIMUM = {12: "525", 13: "580"}
 
 
-def batch_chunks(n: int, max_batch: int) -> Iterator[slice]:
-    """Slices of ``range(n)`` no longer than the engine profile's ``max_batch``."""
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    for start in range(0, n, max_batch):
-        yield slice(start, min(n, start + max_batch))
-
-
 def cuda_device_index(device: str) -> int:
-    """``auto``/``cuda``/``cuda:N`` -> N; a TensorRT engine never runs on the CPU."""
-    if device in ("auto", "cuda"):
-        return 0
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return int(device[5:])
-    raise ValueError(f"a TensorRT engine runs on an NVIDIA GPU: device must be 'auto', 'cuda' "
-                     f"or 'cuda:N', got {device!r}")  # fmt: skip
+    """``auto``/``cuda``/``cuda:N`` -> N (the rules of :func:`~ipad_sdk.backends.parse_device`);
+    a TensorRT engine never runs on the CPU."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        raise ValueError(f"a TensorRT engine runs on an NVIDIA GPU: device must be 'auto', "
+                         f"'cuda' or 'cuda:N', got {device!r}")  # fmt: skip
+    return index or 0
 
 
 def binding_problems(
@@ -277,16 +271,15 @@ class TensorRTBackend:
             self.context.set_tensor_address(tensor, int(dev))
 
     def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
-        """``batch``: a numpy array, or a torch tensor (copied to the host)."""
+        """Outputs of ``batch`` (a numpy array, or a torch tensor copied to the host), in chunks
+        of at most the profile's maximum batch, a chunk below its minimum padded with its last
+        image."""
         host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
-        parts = []
         with self._lock:
             if not self._buffers:
                 raise RuntimeError(f"{self.name} backend is closed")
             self._cuda("cudaSetDevice", self._cuda.rt.cudaSetDevice(self._index))
-            for chunk in batch_chunks(len(host), self.max_batch):
-                parts.append(self._run_chunk(host[chunk]))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return run_chunked(self._run_chunk, host, self.max_batch, pad_to=self.min_batch)
 
     def _run_chunk(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cuda, rt, n = self._cuda, self._cuda.rt, len(chunk)
@@ -294,14 +287,12 @@ class TensorRTBackend:
             rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
             rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
         )
-        rows = max(n, self.min_batch)  # pad up to the profile's minimum with the last image
         host_in = self.host[INPUT_NAME]
         host_in[:n] = chunk
-        host_in[n:rows] = chunk[-1]
-        nbytes = host_in[:rows].nbytes
+        nbytes = host_in[:n].nbytes
         cuda("cudaMemcpyAsync", rt.cudaMemcpyAsync(self.device_ptr[INPUT_NAME], host_in.ctypes.data,
                                                    nbytes, h2d, self.stream))  # fmt: skip
-        shape = (rows, *chunk.shape[1:])
+        shape = (n, *chunk.shape[1:])
         if not self.context.set_input_shape(INPUT_NAME, shape):
             raise ModelError(
                 f"TensorRT rejected input shape {shape} (profile batch {self.min_batch}.."
@@ -319,8 +310,9 @@ class TensorRTBackend:
                 self.host["pixel_probs"][:n].astype(np.float32))  # fmt: skip
 
     def close(self) -> None:
-        """Save the runtime cache (TensorRT for RTX), free the CUDA buffers and stream (also done
-        when the backend is garbage-collected); ``run`` raises afterwards."""
+        """Save the runtime cache (TensorRT for RTX), free the CUDA buffers and stream and drop the
+        execution context and engine (their device memory); also done when the backend is
+        garbage-collected. ``run`` raises afterwards; closing twice is harmless."""
         cuda, lock = getattr(self, "_cuda", None), getattr(self, "_lock", None)
         if cuda is None or lock is None:
             return
@@ -335,6 +327,7 @@ class TensorRTBackend:
             if self.stream is not None:
                 cuda.rt.cudaStreamDestroy(self.stream)
                 self.stream = None
+            self.context = self.engine = None
 
     def __del__(self) -> None:
         self.close()

@@ -213,23 +213,25 @@ def _progress_monitor(trt: ModuleType) -> Any:
     nested phases report thousands of tiny steps and are left out)."""
     from tqdm import tqdm
 
-    class Monitor(trt.IProgressMonitor):
+    base: Any = trt.IProgressMonitor  # the module is passed in: its classes are untyped
+
+    class Monitor(base):
         def __init__(self) -> None:
-            trt.IProgressMonitor.__init__(self)
+            base.__init__(self)
             self.bar: Any = None
             self.top: str | None = None
 
-        def phase_start(self, phase_name, parent_phase, num_steps):
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
             if parent_phase is None and self.bar is None:
                 self.top = phase_name
                 self.bar = tqdm(total=num_steps, desc=phase_name, unit="phase", leave=False)
 
-        def step_complete(self, phase_name, step):
+        def step_complete(self, phase_name: str, step: int) -> bool:
             if phase_name == self.top and self.bar is not None:
                 self.bar.update(step + 1 - self.bar.n)
             return True  # never cancel
 
-        def phase_finish(self, phase_name):
+        def phase_finish(self, phase_name: str) -> None:
             if phase_name == self.top and self.bar is not None:
                 self.bar.close()
                 self.bar, self.top = None, None
@@ -251,7 +253,7 @@ def inspect_engine(trt: ModuleType, plan: bytes) -> str | None:
     if engine is None:  # built for another GPU architecture than the local one
         return None
     inspector = engine.create_engine_inspector()
-    return inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
 def builder_config(

@@ -25,9 +25,6 @@ naming the path)::
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -35,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..detector import Detector
 from ..errors import BackendUnavailable, IpadError
-from ..io import describe
+from ..io import Named
+from ..outputs import mask_png
 
 #: Columns of every output batch (Arrow needs the same ones, nullable, in every batch).
 SCALAR_COLUMNS = ("source", "label", "is_artifact", "artifact_score", "width", "height",
@@ -89,39 +86,26 @@ class DetectBatch:
             out["mask_png"] = []
         if "index" in batch:
             out["index"] = [int(i) for i in batch["index"]]
-        inputs = [_as_input(item, column) for item in items]
-        for item, name, result in zip(inputs, names, self.detector.stream(inputs), strict=True):
+        inputs = [_as_input(item, column, name) for item, name in zip(items, names, strict=True)]
+        for result in self.detector.stream(inputs):
+            row = result.to_dict()  # named by its input: a failure's message too
             if result.ok:
-                row = result.to_dict() | {"source": name}
                 scores = row.pop("scores")
                 row |= {f"score_{k}": scores[k] for k in classes}
-                if self.masks:
-                    out["mask_png"].append(_png(result.mask))
-            else:
-                message = str(result.error)
-                if name is not None and not isinstance(item, (str, os.PathLike)):
-                    message = message.replace(describe(item), name, 1)
-                row = {"source": name, "error_type": type(result.error).__name__, "error": message}
-                if self.masks:
-                    out["mask_png"].append(None)
+            if self.masks:
+                out["mask_png"].append(mask_png(result.mask) if result.ok else None)
             for key in out:
                 if key not in ("mask_png", "index"):
                     out[key].append(row.get(key))
         return out
 
 
-def _as_input(item: Any, column: str) -> str | bytes | np.ndarray:
+def _as_input(item: Any, column: str, name: str | None) -> str | bytes | np.ndarray | Named:
+    """The Detector's input for one cell of ``column``, named ``name`` (its path) when known."""
     if column == "path":
         return str(item)
-    if column == "bytes":
-        return bytes(item)
-    return np.asarray(item)
-
-
-def _png(mask: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8) * 255).save(buf, format="PNG")
-    return buf.getvalue()
+    data = bytes(item) if column == "bytes" else np.asarray(item)
+    return data if name is None else Named(name, data)
 
 
 def detect_files(
@@ -150,7 +134,7 @@ def write_outputs(
     a file or folder in the way of one mask makes that row an ``OutputError`` record; any other
     write error (disk full, read-only, ``out`` a file) raises
     :class:`~ipad_sdk.errors.OutputError` naming the path."""
-    from ..batch import check_out_dir, output_error
+    from ..outputs import check_out_dir, output_error
 
     check_out_dir(out)
     try:
@@ -162,8 +146,7 @@ def write_outputs(
 def _write_outputs(
     rows: list[dict[str, Any]], files: Sequence[Path], out: Path, fmt: str, classes: Sequence[str]
 ) -> None:
-    from ..batch import output_keys, write_output
-    from ..fileio import atomic_write, atomic_write_bytes
+    from ..outputs import output_keys, write_output, write_records
 
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
@@ -174,20 +157,9 @@ def _write_outputs(
             if row.get("mask_png") is not None:
                 record |= write_output(out, "mask", key, partial(bytes, row["mask_png"]))
         records.append(record)
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        flat = [  # every column in every row (nullable), whatever the row's outcome
-            {k: r.get(k) for k in (*SCALAR_COLUMNS, "mask")}
-            | {f"score_{k}": r.get("scores", {}).get(k) for k in classes}
-            for r in records
-        ]
-        atomic_write(out / "results.parquet",
-                     lambda tmp: pq.write_table(pa.Table.from_pylist(flat), tmp))  # fmt: skip
-    else:
-        text = "".join(json.dumps(r) + "\n" for r in records)
-        atomic_write_bytes(out / "results.jsonl", text.encode())
+    # parquet: every column in every row (nullable), whatever the row's outcome
+    write_records(out / f"results.{fmt}", records, fmt, classes,
+                  columns=(*SCALAR_COLUMNS, "mask", "*scores"))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..batch import check_out_dir
     from ..discover import discover
+    from ..outputs import check_out_dir
 
     check_out_dir(args.out)  # before any work
     ray = _import_ray()

@@ -8,10 +8,14 @@ PyTriton server below -- takes encoded images and answers like ``ipad detect``:
 * output ``result``: ``TYPE_STRING [B, 1]``, one JSON record per image (``label``,
   ``is_artifact``, ``artifact_score``, ``scores``, ``width``, ``height``, ``mask_fraction``), or
   ``error_type`` and ``error`` for an image that cannot be decoded;
-* output ``mask_png``: ``TYPE_STRING [B, 1]``, the mask as a 0/255 PNG (empty for a bad image).
+* output ``mask_png``: ``TYPE_STRING [B, 1]``, the mask as a 0/255 PNG (empty for a bad image);
+* optional request parameter ``sources`` (:data:`SOURCES`): a JSON list naming the request's
+  images (their files); records and error messages then name them as ``ipad detect`` does.
 
-A bad image is an error record for that item only: the request and the server go on. Decoding and
-preprocessing are the SDK's own ``load_pixels`` + ``preprocess_batch``, results its ``Result``.
+A bad image is an error record for that item only: the request and the server go on. Both servers
+run the SDK's own pipeline, :meth:`Detector.stream <ipad_sdk.Detector.stream>`: PyTriton on a
+Detector of the model file, the repository's model on a Detector wrapping the network model
+(:class:`NetworkBackend`, a BLS call), so decoding, tiling and error records are the SDK's.
 
 Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton")::
 
@@ -27,30 +31,33 @@ files; stdout without ``--out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sysconfig
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from ..batch import png_bytes
+from ..arrays import ArrayOrTensor, to_host
+from ..backends import run_chunked
+from ..detector import Detector
 from ..errors import InputError, ModelError
-from ..io import DEFAULT_MAX_PIXELS, describe, load_image, load_pixels
+from ..io import DEFAULT_MAX_PIXELS, Named, load_image
 from ..metadata import ENGINE_FORMAT_NAME, ONNX_FORMAT_NAME, ModelConfig, read_exported_metadata
-from ..preprocess import preprocess_batch
+from ..outputs import mask_png
 from ..result import Failure, Result
-
-if TYPE_CHECKING:
-    from ..detector import Detector
 
 INPUT = "image"
 OUTPUTS = ("result", "mask_png")
 DETECT_MODEL = "ipad_detect"
+#: The request parameter that names a request's images: a JSON list of strings, one per image.
+SOURCES = "sources"
 #: The model's metadata beside the Python-backend model.py in a repository.
 METADATA_FILE = "ipad_model.json"
 #: How long Triton's dynamic batcher waits to fill a batch.
@@ -59,40 +66,94 @@ MAX_QUEUE_DELAY_US = 2000
 Network = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+class NetworkBackend:
+    """A :class:`~ipad_sdk.backends.Backend` whose network runs elsewhere: ``network`` takes a
+    preprocessed ``[B,3,S,S]`` batch (``input_format``) and returns ``(class_probs, pixel_probs)``
+    (the repository's model: a BLS call to the network model), at most ``max_batch`` images a
+    call. The Detector around it decodes, preprocesses and tiles here."""
+
+    name = "triton"
+    device = "cpu"  # where the inputs are decoded and preprocessed
+
+    def __init__(
+        self, config: ModelConfig, input_format: str, network: Network,
+        max_batch: int | None = None, precision: str = "unknown",
+    ) -> None:  # fmt: skip
+        self.config, self.input_format, self.precision = config, input_format, precision
+        self.network, self.max_batch = network, max_batch
+
+    def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` copied to the host (where the network call's tensors are made), in calls of
+        at most ``max_batch`` images."""
+        host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
+        return run_chunked(self.network, host, self.max_batch)
+
+    def close(self) -> None:
+        """Nothing to free: the network's server holds it."""
+
+
+def network_detector(
+    backend: NetworkBackend, max_batch: int, tiling: str = "off",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Detector:  # fmt: skip
+    """The Detector the repository's model runs: ``backend``, batches of ``max_batch``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untrained-model warning
+        return Detector(backend, batch_size=max_batch, tiling=tiling, max_pixels=max_pixels)
+
+
 def detect_bytes(
     blobs: Sequence[bytes], config: ModelConfig, input_format: str, network: Network,
     max_batch: int, max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[Result | Failure]:  # fmt: skip
-    """Results for encoded images: decoded and preprocessed by the SDK, run through ``network``
-    (``[B,3,S,S] -> (class_probs, pixel_probs)``) ``max_batch`` at a time; a bad image is a
+    """Results for encoded images through :meth:`Detector.stream <ipad_sdk.Detector.stream>` on
+    ``network`` (see :class:`NetworkBackend`), ``max_batch`` at a time; a bad image is a
     :class:`Failure`, not an exception."""
-    items: list[Any] = []
-    good: list[int] = []
-    for blob in blobs:
-        try:
-            rgb = load_pixels(blob, max_pixels=max_pixels)
-        except InputError as exc:
-            items.append(Failure(None, exc))
-            continue
-        good.append(len(items))
-        items.append((preprocess_batch([rgb], config, input_format)[0], rgb.shape[:2]))
-    for start in range(0, len(good), max_batch):
-        chunk = good[start : start + max_batch]
-        class_probs, pixel_probs = network(np.stack([items[i][0] for i in chunk]))
-        if not (np.isfinite(class_probs).all() and np.isfinite(pixel_probs).all()):
-            raise ModelError("the network produced non-finite (NaN/Inf) scores")
-        for i, cp, pp in zip(chunk, class_probs, pixel_probs, strict=True):
-            items[i] = Result.from_probs(cp, pp, config, items[i][1])
-    return items
+    backend = NetworkBackend(config, input_format, network, max_batch)
+    detector = network_detector(backend, max_batch, max_pixels=max_pixels)
+    return list(detector.stream(blobs, workers=1))
+
+
+def request_sources(parameters: Mapping[str, Any] | None, count: int) -> list[str | None]:
+    """The names of a request's ``count`` images from its :data:`SOURCES` parameter (``None``
+    each when it has none); a malformed one is an :class:`~ipad_sdk.errors.InputError`."""
+    text = (parameters or {}).get(SOURCES)
+    if text is None:
+        return [None] * count
+    try:
+        names = json.loads(text)
+    except (TypeError, ValueError):
+        names = None
+    if not (isinstance(names, list) and len(names) == count
+            and all(isinstance(n, str) for n in names)):  # fmt: skip
+        raise InputError(f"request parameter {SOURCES!r}: expected a JSON list of {count} names")
+    return names
+
+
+def detect_requests(
+    detector: Detector, requests: Sequence[tuple[np.ndarray, Mapping[str, Any] | None]]
+) -> list[dict[str, np.ndarray]]:
+    """The output columns of each request (its ``image`` column and its parameters): the images
+    of all requests go through one ``detector.stream``, named by their :data:`SOURCES`."""
+    inputs: list[Any] = []
+    sizes = []
+    for column, parameters in requests:
+        blobs = [bytes(b) for b in column[:, 0]]
+        names = request_sources(parameters, len(blobs))
+        inputs += [b if n is None else Named(n, b) for b, n in zip(blobs, names, strict=True)]
+        sizes.append(len(blobs))
+    items = list(detector.stream(inputs, workers=1))
+    out, start = [], 0
+    for size in sizes:
+        out.append(encode(items[start : start + size]))
+        start += size
+    return out
 
 
 def encode(items: Sequence[Result | Failure]) -> dict[str, np.ndarray]:
     """The ``result`` and ``mask_png`` output columns (``[B, 1]`` bytes) of ``items``."""
     records = [json.dumps(item.to_dict()).encode() for item in items]
-    masks = [
-        png_bytes(Image.fromarray(item.mask.astype(np.uint8) * 255)) if item.ok else b""
-        for item in items
-    ]
+    masks = [mask_png(item.mask) if item.ok else b"" for item in items]
     return {OUTPUTS[0]: bytes_column(records), OUTPUTS[1]: bytes_column(masks)}
 
 
@@ -105,6 +166,21 @@ def bytes_column(values: Sequence[bytes]) -> np.ndarray:
 
 def read_model_metadata(path: str | os.PathLike[str]) -> tuple[ModelConfig, str]:
     """Config and input format from a repository's :data:`METADATA_FILE`."""
+    config, meta = _read_metadata(path)
+    return config, meta["input_format"]
+
+
+def repository_backend(
+    path: str | os.PathLike[str], network: Network, max_batch: int
+) -> NetworkBackend:
+    """The :class:`NetworkBackend` of a repository's model: config, input format and precision
+    from its :data:`METADATA_FILE`, ``network`` the call to the network model."""
+    config, meta = _read_metadata(path)
+    return NetworkBackend(config, meta["input_format"], network, max_batch,
+                          meta.get("precision", "unknown"))  # fmt: skip
+
+
+def _read_metadata(path: str | os.PathLike[str]) -> tuple[ModelConfig, dict[str, Any]]:
     name = os.fspath(path)
     try:
         meta = json.loads(Path(name).read_text(encoding="utf-8"))
@@ -113,8 +189,7 @@ def read_model_metadata(path: str | os.PathLike[str]) -> tuple[ModelConfig, str]
     kind = meta.get("format") if isinstance(meta, dict) else None
     if kind not in (ONNX_FORMAT_NAME, ENGINE_FORMAT_NAME):
         raise ModelError(f"{name}: not ipad model metadata (format {kind!r})")
-    config, meta = read_exported_metadata(meta, name, kind)
-    return config, meta["input_format"]
+    return read_exported_metadata(meta, name, kind)
 
 
 def python_library_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -142,13 +217,10 @@ def serve(
     ``instances`` Detectors (with ``tiling``), Triton's dynamic batching up to ``max_batch``
     images."""
     import tempfile
-    import warnings
 
     from pytriton.model_config import DynamicBatcher, Tensor
     from pytriton.model_config import ModelConfig as TritonModelConfig
     from pytriton.triton import Triton, TritonConfig
-
-    from ..detector import Detector
 
     os.environ.update(python_library_env(os.environ))  # the server inherits it
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
@@ -158,30 +230,29 @@ def serve(
                               threads=threads) for _ in range(instances)]  # fmt: skip
     config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host,
                           grpc_port=grpc_port, allow_metrics=False)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="ipad-pytriton-") as tmp:  # removed at exit
-        with Triton(config=config, workspace=Path(tmp, "workspace")) as triton:
-            triton.bind(
-                model_name=name, infer_func=[_infer_function(d) for d in detectors],
-                inputs=[Tensor(name=INPUT, dtype=bytes, shape=(1,))],
-                outputs=[Tensor(name=n, dtype=bytes, shape=(1,)) for n in OUTPUTS],
-                config=TritonModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(
-                    max_queue_delay_microseconds=MAX_QUEUE_DELAY_US)),
-                strict=True,
-            )  # fmt: skip
-            print(f"serving {detectors[0].model_path} as {name!r}: http {host}:{http_port}, "
-                  f"grpc {host}:{grpc_port}", flush=True)  # fmt: skip
-            triton.serve()
+    with contextlib.ExitStack() as stack:  # the Detectors are closed, the workspace removed
+        for detector in detectors:
+            stack.enter_context(detector)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ipad-pytriton-"))
+        triton = stack.enter_context(Triton(config=config, workspace=Path(tmp, "workspace")))
+        triton.bind(
+            model_name=name, infer_func=[_infer_function(d) for d in detectors],
+            inputs=[Tensor(name=INPUT, dtype=bytes, shape=(1,))],
+            outputs=[Tensor(name=n, dtype=bytes, shape=(1,)) for n in OUTPUTS],
+            config=TritonModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(
+                max_queue_delay_microseconds=MAX_QUEUE_DELAY_US)),
+            strict=True,
+        )  # fmt: skip
+        print(f"serving {detectors[0].model_path} as {name!r}: http {host}:{http_port}, "
+              f"grpc {host}:{grpc_port}", flush=True)  # fmt: skip
+        triton.serve()
 
 
-def _infer_function(detector: Detector) -> Callable[..., dict[str, np.ndarray]]:
-    from pytriton.decorators import batch
+def _infer_function(detector: Detector) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
+    def run(requests: list[Any]) -> list[dict[str, np.ndarray]]:  # PyTriton's Request objects
+        return detect_requests(detector, [(r[INPUT], r.parameters) for r in requests])
 
-    def run(image: np.ndarray) -> dict[str, np.ndarray]:  # keyword: the input's name
-        blobs = [bytes(b) for b in image[:, 0]]
-        return encode(list(detector.stream(blobs, workers=1)))  # the Detector's own path
-
-    batched: Callable[..., dict[str, np.ndarray]] = batch(run)  # pytriton is untyped
-    return batched
+    return run
 
 
 # -- client ---------------------------------------------------------------------------------------
@@ -197,13 +268,16 @@ def connect(url: str, protocol: str = "http") -> tuple[Any, Any]:
 
 
 def infer(
-    client: Any, module: Any, blobs: Sequence[bytes], model: str = DETECT_MODEL
-) -> list[tuple[dict[str, Any], bytes]]:
-    """One request with ``blobs`` (encoded images): ``(record, mask PNG)`` per image."""
+    client: Any, module: Any, blobs: Sequence[bytes], model: str = DETECT_MODEL,
+    sources: Sequence[str] | None = None,
+) -> list[tuple[dict[str, Any], bytes]]:  # fmt: skip
+    """One request with ``blobs`` (encoded images), named ``sources`` when given: ``(record,
+    mask PNG)`` per image."""
     request = module.InferInput(INPUT, [len(blobs), 1], "BYTES")
     request.set_data_from_numpy(bytes_column(blobs))
     outputs = [module.InferRequestedOutput(n) for n in OUTPUTS]
-    response = client.infer(model, [request], outputs=outputs)
+    parameters = {SOURCES: json.dumps(list(sources))} if sources is not None else None
+    response = client.infer(model, [request], outputs=outputs, parameters=parameters)
     records, masks = (response.as_numpy(n)[:, 0] for n in OUTPUTS)
     return [(json.loads(r), bytes(m)) for r, m in zip(records, masks, strict=True)]
 
@@ -213,24 +287,19 @@ def query(
     batch_size: int = 8,
 ) -> list[tuple[dict[str, Any], bytes]]:  # fmt: skip
     """``(record, mask PNG)`` per file from the server, ``batch_size`` files a request; records
-    name their file like ``ipad detect``'s (``source``, and in place of ``<N bytes>`` in errors)."""
+    name their file like ``ipad detect``'s (the request names its images: :data:`SOURCES`)."""
     client, module = connect(url, protocol)
     out: list[tuple[dict[str, Any], bytes]] = []
     try:
         for start in range(0, len(files), batch_size):
             chunk = [Path(f) for f in files[start : start + batch_size]]
             read = [_read(path) for path in chunk]
-            blobs = [item for item in read if isinstance(item, bytes)]
-            answers = iter(infer(client, module, blobs, model) if blobs else [])
-            for path, item in zip(chunk, read, strict=True):
-                if isinstance(item, Failure):
-                    out.append((item.to_dict(), b""))
-                    continue
-                record, mask = next(answers)
-                record["source"] = str(path)
-                if "error" in record:
-                    record["error"] = record["error"].replace(describe(item), str(path), 1)
-                out.append((record, mask))
+            sent = [(str(path), item) for path, item in zip(chunk, read, strict=True)
+                    if isinstance(item, bytes)]  # fmt: skip
+            answers = iter(infer(client, module, [b for _, b in sent], model,
+                                 [n for n, _ in sent]) if sent else [])  # fmt: skip
+            out += [(item.to_dict(), b"") if isinstance(item, Failure) else next(answers)
+                    for item in read]  # fmt: skip
     finally:
         client.close()
     return out
@@ -254,19 +323,16 @@ def _write_query_outputs(
     answers: Sequence[tuple[dict[str, Any], bytes]], files: Sequence[Path], out: Path | None,
     save_masks: bool,
 ) -> None:  # fmt: skip
-    from ..batch import output_keys
-    from ..fileio import atomic_write_bytes
+    from ..outputs import output_keys, write_output, write_records
 
-    lines = []
+    records = []
     for (record, mask), key in zip(answers, output_keys(files), strict=True):
         if out is not None and save_masks and mask:
-            atomic_write_bytes(out / "masks" / f"{key}.png", mask)
-            record["mask"] = f"masks/{key}.png"
-        lines.append(json.dumps(record) + "\n")
-    if out is None:
-        print("".join(lines), end="")
-    else:
-        atomic_write_bytes(out / "results.jsonl", "".join(lines).encode())
+            record |= write_output(out, "mask", key, partial(bytes, mask))
+        records.append(record)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    write_records(out / "results.jsonl" if out is not None else None, records, "jsonl", [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("error" in record for record, _ in answers) else 0
 
 
-__all__ = ["DETECT_MODEL", "INPUT", "OUTPUTS", "detect_bytes", "encode", "infer", "query", "serve"]
+__all__ = ["DETECT_MODEL", "INPUT", "OUTPUTS", "SOURCES", "NetworkBackend", "detect_bytes",
+           "detect_requests", "encode", "infer", "query", "repository_backend",
+           "serve"]  # fmt: skip
 
 if __name__ == "__main__":
     raise SystemExit(main())

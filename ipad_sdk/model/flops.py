@@ -22,7 +22,7 @@ def ipad_flops(config: ModelConfig) -> dict[str, float]:
     patches = grid * grid
     tokens = patches + 1
     classes = config.num_classes
-    parts = {
+    parts: dict[str, float] = {
         "patch_embed": _stem_flops(config),
         "attention_proj": depth * 2 * tokens * width * 4 * width,  # QKV + output
         "attention_scores": depth * 2 * 2 * tokens * tokens * width,  # QK^T and AV
