@@ -115,9 +115,12 @@ def _data_lines(data: Path, dataset: dict[str, Any], split_sizes: dict[str, int]
         f"resized whole, as at inference), {int(100 * dataset['hard_fraction'])} % hard "
         f"artifact cases, {int(100 * negatives)} % of the clean images hard negatives (a screen "
         "without moire, a static multi-frame fusion)"
-        + (f", {int(100 * dataset['night'])} % of every class's images relit as street-lit "
-           "night scenes with lamps (the flare images' glare around those lamps)"
-           if dataset.get("night") else "")  # fmt: skip
+        + (
+            f", {int(100 * dataset['night'])} % of every class's images relit as street-lit "
+            "night scenes with lamps (the flare images' glare around those lamps)"
+            if dataset.get("night")
+            else ""
+        )  # fmt: skip
         + "; split by source photo: "
         f"{split_sizes['train']} train / {split_sizes['val']} val / {split_sizes['test']} test.",
     ]
@@ -218,7 +221,8 @@ def render(
         "Reproduce:",
         "",
         "```bash",
-        "python train/recipe.py" if cfg.get("init")
+        "python train/recipe.py"
+        if cfg.get("init")
         else f"python train/recipe.py --config train/configs/{run.name}.json",
         "```",
         "",
