@@ -1,14 +1,16 @@
 """The wheel as a user gets it: built from the checkout's sources, installed into a fresh virtual
-environment outside the checkout, then ``ipad export onnx`` on the embedded default model.
+environment outside the checkout, then ``ipad export onnx`` on the embedded default model and
+``ipad export trt`` building an SM86 plan from its FP16 ONNX (TensorRT for RTX builds ahead of
+time without a GPU; skipped with the reason where it is not installed).
 
 The fresh environment sees this one's site-packages (a ``.pth`` line, appended after its own) for
 torch, onnx and ONNX Runtime, so nothing is downloaded; ipad_sdk itself comes from the wheel only
-(checked). Building a TensorRT plan with ``ipad export trt`` is tested in test_trt.py (the default
-model's export and plan build together take over a minute here).
+(checked).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +22,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+
+from ipad_sdk.fileio import file_sha256
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -91,11 +95,22 @@ def test_installed_wheel_exports_the_default_model(wheel: Path, tmp_path: Path):
     assert model.name == "ipad-default.safetensors"
 
     out = tmp_path / "exported"
-    done = _run([str(venv / "bin" / "ipad"), "export", "onnx", str(model), "--out", str(out)],
-                cwd=tmp_path)  # fmt: skip
+    done = _run([str(venv / "bin" / "ipad"), "export", "onnx", str(model), "--out", str(out),
+                 "--fp16"], cwd=tmp_path)  # fmt: skip
     assert "-> ok" in done.stdout
     report = json.loads((out / "ipad-default.verify.json").read_text())
     assert report["fp32"]["passed"] is True and report["fp32"]["unsupported_ops"] == []
     info = json.loads(_run([str(venv / "bin" / "ipad"), "info", str(out / "ipad-default.onnx")],
                            cwd=tmp_path).stdout)  # fmt: skip
     assert info["runtime"] == "onnxruntime" and info["precision"] == "fp32"
+
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        pytest.skip("TensorRT for RTX (the `trt` extra) is not installed: no SM86 plan build")
+    plan = tmp_path / "ipad-default.plan"
+    fp16 = out / "ipad-default.fp16.onnx"
+    _run([str(venv / "bin" / "ipad"), "export", "trt", str(fp16), "--out", str(plan), "--sm", "86",
+          "--batch", "1:1:2"], cwd=tmp_path, timeout=900)  # fmt: skip
+    sidecar = json.loads(Path(f"{plan}.json").read_text())
+    assert plan.stat().st_size == sidecar["tensorrt"]["plan_bytes"] > 0
+    assert sidecar["tensorrt"]["target_sm"] == "86" and sidecar["precision"] == "fp16"
+    assert sidecar["source_sha256"] == file_sha256(model)
