@@ -1,10 +1,10 @@
-"""Detector: the one pipeline from inputs to :class:`Result`s, on any backend.
+"""Detector: the one pipeline from inputs to `Result`s, on any backend.
 
 Every front end (the SDK calls, ``ipad detect``, Ray, PyTriton, the Triton repository model) runs
-:meth:`Detector.stream` (or the methods built on it): decode and preprocess ahead in threads, batch,
-run the :class:`~ipad_sdk.backends.Backend`, tile, and turn outputs into results, a bad input into a
-:class:`Failure` naming it. The backend is opened from a model file (:mod:`ipad_sdk.backends`
-chooses the runtime) or is one the caller made (e.g. a call to a network served elsewhere).
+`Detector.stream` (or the methods built on it): decode and preprocess ahead in threads, batch, run
+the `Backend`, tile, and turn outputs into results, a bad input into a `Failure` naming it. The
+backend is opened from a model file (`ipad_sdk.backends` chooses the runtime) or is one the caller
+made (e.g. a call to a network served elsewhere).
 """
 
 from __future__ import annotations
@@ -52,9 +52,19 @@ def _installed(module: str) -> bool:
 
 
 def default_model_path(weights: Path | None = None) -> Path:
-    """The embedded default model (in ``weights``, default the package's ``weights/`` folder):
-    the bundle where PyTorch is installed, else its ONNX export where ONNX Runtime is (so
-    ``pip install 'ipad-sdk[onnx]'`` works without torch)."""
+    """The embedded default model's file.
+
+    Args:
+        weights: Folder to look in; default the package's ``weights/`` folder.
+
+    Returns:
+        The bundle where PyTorch is installed, else its ONNX export where ONNX Runtime is (so
+        ``pip install 'ipad-sdk[onnx]'`` works without torch).
+
+    Raises:
+        ModelError: The build ships no embedded model.
+        BackendUnavailable: Neither PyTorch nor ONNX Runtime is installed.
+    """
     weights = weights if weights is not None else Path(__file__).parent / "weights"
     bundle, onnx = weights / DEFAULT_MODEL_NAME, weights / DEFAULT_ONNX_NAME
     if not bundle.exists() and not onnx.exists():
@@ -92,32 +102,48 @@ def _ms_since(start: float) -> float:
 
 
 class Detector:
-    """Image perceptual artifact detector.
+    """Image perceptual artifact detector: one pipeline (decode, preprocess, batch, backend,
+    results) over any backend.
 
-    >>> det = Detector("model.safetensors")            # doctest: +SKIP
-    >>> det.detect("photo.jpg").label                  # doctest: +SKIP
-    'flare'
+    Example:
+        ```python
+        with Detector("model.safetensors") as det:
+            det.detect("photo.jpg").label  # e.g. "flare"
+        ```
 
-    ``model`` defaults to the embedded default model; a ``.safetensors`` bundle runs on PyTorch,
-    an ``.onnx`` export on ONNX Runtime (``providers``, ``threads``), a ``.plan``/``.engine`` on
-    TensorRT (``backend="auto"`` picks by file type; naming one checks it). ``model`` may also be
-    a :class:`~ipad_sdk.backends.Backend` instance (anything with ``run``, ``config``, ``name``,
-    ``device``, ``input_format`` and ``precision``): the Detector then runs its pipeline on it, and
-    the options that open a file (``device``, ``providers``, ``threads``, ``backend``,
-    ``precision``, ``compile``) must stay at their defaults. ``device`` is ``"auto"`` (CUDA when
-    available), ``"cpu"`` or ``"cuda[:N]"``. Images larger than
-    ``max_pixels`` are refused as possible decompression bombs. ``tiling`` (``"off"``,
-    ``"auto"``, a spec string such as ``"scale=0.5,overlap=0.25"`` or a
-    :class:`~ipad_sdk.tiling.TilingSpec`) adds native-resolution tiles for the map of large photos
-    (see :mod:`ipad_sdk.tiling`). ``compile=True`` (PyTorch bundles) runs the network through
-    ``torch.compile`` for the fixed ``batch_size``, with CUDA-graph capture on a GPU
-    (``mode="reduce-overhead"``); the first batch pays the compilation.
+    A ``.safetensors`` bundle runs on PyTorch, an ``.onnx`` export on ONNX Runtime, a
+    ``.plan``/``.engine`` on TensorRT. `close()` (or a ``with`` block) frees what the backend
+    holds (GPU memory, sessions).
 
-    ``image_threshold``, ``pixel_threshold`` and ``class_thresholds`` (artifact class -> threshold
-    on its probability) replace the model's operating point for this detector (see
-    :class:`~ipad_sdk.thresholds.Thresholds`); every result carries the values it used.
+    Args:
+        model: Model file (default: the embedded default model), or a `Backend` instance
+            (anything with ``run``, ``config``, ``name``, ``device``, ``input_format`` and
+            ``precision``, e.g. a Triton network model): the Detector then runs its pipeline on
+            it, and the options that open a file (``device``, ``providers``, ``threads``,
+            ``backend``, ``precision``, ``compile``) must stay at their defaults.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+        batch_size: Images per network call.
+        max_pixels: Larger images are refused as possible decompression bombs.
+        providers: ONNX Runtime execution providers (``.onnx`` models).
+        threads: ONNX Runtime intra-op threads (``.onnx`` models).
+        backend: ``"auto"`` picks by file type; naming one (``"torch"``, ``"onnx"``,
+            ``"tensorrt"``) checks it.
+        precision: ``"auto"``, or the precision the backend must run at.
+        tiling: ``"off"``, ``"auto"``, a spec string such as ``"scale=0.5,overlap=0.25"`` or a
+            `TilingSpec`: native-resolution tiles for the map of large photos
+            (`ipad_sdk.tiling`).
+        compile: PyTorch bundles: run the network through ``torch.compile`` for the fixed
+            ``batch_size``, with CUDA-graph capture on a GPU (``mode="reduce-overhead"``); the
+            first batch pays the compilation.
+        image_threshold: Replaces the model's threshold on ``artifact_score``.
+        pixel_threshold: Replaces the model's threshold on the heatmap.
+        class_thresholds: Artifact class -> threshold on its probability (`Thresholds`).
+            Every result carries the thresholds it used.
 
-    :meth:`close` (or a ``with`` block) frees what the backend holds (GPU memory, sessions).
+    Raises:
+        ValueError: A bad option (``batch_size < 1``, file options beside a `Backend`).
+        ModelError: A missing, corrupt or incompatible model file.
+        BackendUnavailable: The runtime the model needs is not installed.
     """
 
     def __init__(
@@ -175,19 +201,24 @@ class Detector:
 
     @property
     def config(self) -> ModelConfig:
+        """The model's metadata (classes, input size, thresholds, versions)."""
         return self.backend.config
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """The class names, ``"clean"`` first."""
         return self.config.classes
 
     @property
     def device(self) -> str:
+        """Where the backend runs, e.g. ``"cpu"`` or ``"cuda:0"``."""
         return self.backend.device
 
     def close(self) -> None:
-        """Free what the backend holds (GPU memory, runtime sessions); the Detector cannot run
-        afterwards. Closing twice is harmless."""
+        """Free what the backend holds (GPU memory, runtime sessions).
+
+        The Detector cannot run afterwards; closing twice is harmless.
+        """
         close = getattr(self.backend, "close", None)
         if close is not None:
             close()
@@ -209,12 +240,26 @@ class Detector:
         self, image: ImageInput, pixel_format: str | None = None,
         size: tuple[int, int] | None = None, matrix: str = "bt601", yuv_range: str = "limited",
     ) -> Result:  # fmt: skip
-        """Detect artifacts in one image (path, bytes, PIL image, numpy array or torch tensor),
-        or in a raw YUV frame: a uint8 buffer (numpy, torch tensor or DLPack) with
-        ``pixel_format`` ``"nv12"``, ``"i420"`` or ``"yuyv"`` and ``size`` ``(width, height)``,
-        converted with ``matrix`` (``"bt601"`` or ``"bt709"``) and ``yuv_range`` (``"limited"``
-        or ``"full"``; see :mod:`ipad_sdk.yuv`). A tensor on the PyTorch backend's GPU is
-        converted and preprocessed there (:mod:`ipad_sdk.device_preprocess`)."""
+        """Detect artifacts in one image or raw YUV frame.
+
+        A tensor on the PyTorch backend's GPU is converted and preprocessed there
+        (`ipad_sdk.device_preprocess`).
+
+        Args:
+            image: A path, bytes, PIL image, numpy array, torch tensor, DLPack array or `Named`
+                input; with ``pixel_format``, a uint8 YUV buffer (numpy, torch or DLPack).
+            pixel_format: ``"nv12"``, ``"i420"`` or ``"yuyv"`` for a raw YUV frame.
+            size: ``(width, height)`` of a YUV frame.
+            matrix: ``"bt601"`` or ``"bt709"`` (YUV frames; see `ipad_sdk.yuv`).
+            yuv_range: ``"limited"`` or ``"full"`` (YUV frames).
+
+        Returns:
+            The image's `Result`.
+
+        Raises:
+            InputError: A bad input (missing, not an image, truncated, too large, NaN, wrong
+                shape or dtype), named in the message.
+        """
         if pixel_format is not None:
             if size is None:
                 raise InputError(f"{describe(image)}: a {pixel_format} frame needs size=(w, h)")
@@ -225,23 +270,39 @@ class Detector:
     def detect_batch(
         self, images: Iterable[ImageInput], batch_size: int | None = None
     ) -> list[Result]:
-        """Detect artifacts in many images, ``batch_size`` at a time; results keep input order.
+        """Detect artifacts in many images, ``batch_size`` at a time.
 
-        The first bad input raises :class:`~ipad_sdk.errors.InputError` naming it (the CLI shows
-        how to skip bad inputs instead).
+        Args:
+            images: Inputs as for `detect`.
+            batch_size: Images per network call (default: the detector's).
+
+        Returns:
+            The results, in input order.
+
+        Raises:
+            InputError: The first bad input, named (`stream` skips bad inputs instead).
         """
         return list(self.iter_detect(images, batch_size))
 
     def iter_detect(
         self, images: Iterable[ImageInput], batch_size: int | None = None
     ) -> Iterator[Result]:
-        """Like :meth:`detect_batch`, but yields results as batches finish.
+        """Like `detect_batch`, but yields results as batches finish.
 
         Memory is bounded: each image is decoded, preprocessed to the network size and dropped
         before the next is read, so a batch holds ``batch_size`` network inputs plus at most one
-        decoded image (itself capped by ``max_pixels``), whatever the input sizes. If ``images``
-        itself raises, the results of every item read before are yielded first, then its
-        exception propagates (as in :meth:`stream`).
+        decoded image (itself capped by ``max_pixels``), whatever the input sizes.
+
+        Args:
+            images: Inputs as for `detect`.
+            batch_size: Images per network call (default: the detector's).
+
+        Yields:
+            Each input's `Result`, in input order.
+
+        Raises:
+            InputError: The first bad input, named. If ``images`` itself raises, the results of
+                every item read before are yielded first, then its exception propagates.
         """
         size = batch_size or self.batch_size
         chunk: list[_Prepared] = []
@@ -268,15 +329,26 @@ class Detector:
     def stream(
         self, images: Iterable[ImageInput], batch_size: int | None = None, workers: int = 2
     ) -> Iterator[Result | Failure]:
-        """Detect on an iterable of inputs for imaging pipelines: ``workers`` threads decode and
-        preprocess ahead while the model runs; results come in input order; a bad input yields a
-        :class:`Failure` (``.ok`` False, its ``InputError`` attached) and the stream goes on.
-        If ``images`` itself raises, the results of every item read before are yielded first,
-        then its exception propagates. Results and failures are named by their input's
-        ``source``: a path's own, or the name of a :class:`~ipad_sdk.io.Named` input (encoded
-        bytes of a file, a video frame), which also starts the error's message.
+        """Detect on an iterable of inputs for imaging pipelines; bad inputs do not stop it.
 
+        ``workers`` threads decode and preprocess ahead while the model runs. Results and
+        failures are named by their input's ``source``: a path's own, or the name of a `Named`
+        input (encoded bytes of a file, a video frame), which also starts the error's message.
         Memory is bounded: at most ``2 * batch_size + workers`` inputs are in flight.
+
+        Args:
+            images: Inputs as for `detect`.
+            batch_size: Images per network call (default: the detector's).
+            workers: Decode threads.
+
+        Yields:
+            A `Result` per input in input order, or a `Failure` (``.ok`` False, its
+            `InputError` attached) for a bad one.
+
+        Raises:
+            ValueError: ``workers < 1``.
+            Exception: Whatever ``images`` itself raises, after the results of every item read
+                before it.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -329,7 +401,7 @@ class Detector:
     def _yuv_to_rgb(
         self, image: Any, pixel_format: str, size: tuple[int, int], matrix: str, yuv_range: str
     ) -> Any:
-        """A YUV frame (a :class:`~ipad_sdk.io.Named` one: its data, errors naming it) as RGB: a
+        """A YUV frame (a `Named` one: its data, errors naming it) as RGB: a
         ``3xHxW`` tensor on this detector's GPU where it lies there, else ``HxWx3`` numpy."""
         name = describe(image)
         data = image.data if isinstance(image, Named) else image
