@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
@@ -229,6 +230,27 @@ def _todo(
         progress(skipped)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process at ``arenas`` (``mallopt(M_ARENA_MAX)``).
+
+    Each decode thread otherwise gets an arena of its own that keeps the freed buffers of the
+    full-resolution photos it decoded. glibc has no Python binding for this knob, and the
+    ``MALLOC_ARENA_MAX`` variable only works when set before the process starts, hence ctypes.
+
+    Returns:
+        Whether the cap was set (False off Linux or without glibc's ``mallopt``).
+    """
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(-8, arenas))  # -8: M_ARENA_MAX in glibc's malloc.h
+
+
 def run_batch(
     detector: Detector,
     files: Sequence[Path],
@@ -260,6 +282,7 @@ def run_batch(
     """
     kinds = tuple(k for k, wanted in (("mask", save_masks), ("overlay", save_overlays),
                                        ("heatmap", save_heatmaps)) if wanted)  # fmt: skip
+    limit_malloc_arenas()
     if kinds and out_dir is None:
         raise ValueError("saving masks, overlays or heatmaps needs an output folder")
     if resume and out_dir is None:

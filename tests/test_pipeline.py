@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import platform
+import sys
 import warnings
 
 import numpy as np
@@ -357,3 +359,17 @@ def test_a_named_yuv_frame_keeps_its_name(tiny_bundle):
     np.testing.assert_array_equal(named.heatmap, plain.heatmap)
     with pytest.raises(InputError, match="^cam0/frame17: "):
         det.detect(Named("cam0/frame17", frame[:-2]), pixel_format="nv12", size=(w, h))
+
+
+def test_the_cli_runner_caps_malloc_arenas_where_glibc_allows(tmp_path, monkeypatch):
+    """``ipad detect`` caps glibc's malloc arenas (decode threads would each keep one holding
+    freed full-resolution buffers); elsewhere the call is a no-op that says so."""
+    from ipad_sdk import runner
+
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert runner.limit_malloc_arenas() is glibc
+    calls = []
+    monkeypatch.setattr(runner, "limit_malloc_arenas", lambda: calls.append(1) or glibc)
+    with pytest.raises(ValueError, match="output folder"):
+        runner.run_batch(None, [], None, save_masks=True)  # type: ignore[arg-type]
+    assert calls == [1]
