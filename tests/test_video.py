@@ -29,7 +29,14 @@ CODECS = [c for c in ("mpeg4", "libx264") if c in av.codecs_available]
 def write_video(path: Path, codec: str, frames: int = FRAMES) -> Path:
     """``frames`` frames of noise (large packets, so a cut lands mid-stream) as MP4 with the
     index in front (``faststart``: the declared frame count survives truncation)."""
-    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as container:
+    return _write_noise(path, "mp4", codec, frames, {"movflags": "faststart"})
+
+
+def _write_noise(
+    path: Path, fmt: str, codec: str, frames: int, options: dict[str, str] | None = None
+) -> Path:
+    """``frames`` frames of seeded noise encoded with ``codec`` into a ``fmt`` container."""
+    with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(25))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         for i in range(frames):
@@ -177,14 +184,7 @@ def write_matroska(path: Path, codec: str, frames: int = FRAMES) -> Path:
     """``frames`` frames of noise as Matroska (``.mkv``) or WebM: containers that declare no
     frame count, only their size (the Segment element's) and duration."""
     fmt = "webm" if path.suffix == ".webm" else "matroska"
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=Fraction(25))
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for i in range(frames):
-            rgb = np.random.default_rng(i).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return _write_noise(path, fmt, codec, frames)
 
 
 def whole_packets(path: Path, keep: int) -> int:
