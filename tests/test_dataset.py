@@ -22,7 +22,9 @@ from train.synth.common import Sample, visible_mask
 from train.synth.scenes import procedural_scene
 
 
-def fake_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
+def fake_synthesize(
+    label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+):
     image = clean.copy()
     h, w = image.shape[:2]
     side = max(4, min(h, w) // (6 if hard else 3))
@@ -239,7 +241,9 @@ def test_end_to_end_with_real_generators(tmp_path, config):
 
 
 def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_path, monkeypatch):
-    def flaky(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
+    def flaky(
+        label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+    ):
         if label == "moire":
             raise RuntimeError("generator bug")
         return fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
@@ -296,7 +300,9 @@ def test_several_clean_folders_are_pooled_and_names_must_not_repeat(
 def test_hard_negatives_are_clean_references_of_screens_and_fusions(photo_dir, tmp_path):
     calls = []
 
-    def reference_differs(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
+    def reference_differs(
+        label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+    ):
         calls.append(label)
         sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
         reference = clean.copy()
@@ -335,6 +341,24 @@ def test_hard_negatives_off_leaves_the_item_plan_unchanged(photo_dir):
     artifacts = [s for s in plain if s.label != "clean"]
     assert artifacts == [s for s in with_negatives if s.label != "clean"]
     assert "hard_negatives" not in make_dataset.Settings(**base).identity()
+
+
+def test_screens_share_sets_frame_filling_moire_and_unset_keeps_the_default(photo_dir, tmp_path):
+    photos = {p.name: str(p) for p in sorted(photo_dir.glob("*.png"))}
+    base = dict(clean=(str(photo_dir),), out="x", photos=photos, n_per_class=3, n_clean=6,
+                seed=1, size=None, hard_fraction=0.3, flare_patterns=())  # fmt: skip
+    assert "screens" not in make_dataset.Settings(**base).identity()
+    assert make_dataset.Settings(**base, screens=0.0).identity()["screens"] == 0.0
+    placements = {}
+    for share in ("1", "0"):
+        out = tmp_path / f"screens{share}"
+        assert _build(photo_dir, out, "--n-clean", "0", "--screens", share) == 0
+        placements[share] = [r["params"]["synthesis"]["placement"]
+                             for r in read_manifest(out) if r["label"] == "moire"]  # fmt: skip
+    assert len(placements["1"]) == 3 and set(placements["1"]) == {"full_frame"}
+    assert len(placements["0"]) == 3 and "full_frame" not in placements["0"]
+    with pytest.raises(SystemExit):
+        _build(photo_dir, tmp_path / "bad", "--screens", "1.5")
 
 
 def test_night_share_relights_items_of_every_class_and_off_changes_nothing(photo_dir, tmp_path):

@@ -150,7 +150,9 @@ def test_families_split_every_route_and_subsets_are_stratified():
         family({"id": "x", "label": "moire", "params": {"synthesis": {"route": "other"}}})
 
 
-def _routed_synthesize(label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=()):
+def _routed_synthesize(
+    label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+):
     sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
     sample.params["route"] = ROUTES[label][int(rng.integers(0, 2))]
     return sample

@@ -81,11 +81,16 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     calls = _record(monkeypatch)
     assert recipe.main(["--clean", str(tmp_path / "nowhere"),
                         "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
-    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 2
-    first, second = calls[1][1], calls[5][1]
-    assert "--night" not in first
+    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 3
+    first, second, third = calls[1][1], calls[5][1], calls[9][1]
+    assert "--night" not in first and "--screens" not in first + second
     assert second[second.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
-    night_cfg = recipe.trainer.TrainConfig.load(recipe.ROOT / recipe.PHASES[1][0])
-    first_cfg = recipe.trainer.TrainConfig.load(recipe.ROOT / recipe.PHASES[0][0])
-    assert night_cfg.init == f"{first_cfg.out}/model.safetensors"  # phase 2 starts from phase 1
-    assert calls[2][1] == first_cfg.data and calls[6][1] == night_cfg.data
+    assert third[third.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
+    assert third[third.index("--screens") + 1] == str(recipe.SCREENS_DATASET["screens"])
+    # the same seed in every phase: each photo keeps its split, so no phase trains on a test photo
+    assert {first[first.index("--seed") + 1], second[second.index("--seed") + 1],
+            third[third.index("--seed") + 1]} == {str(recipe.DATASET["seed"])}  # fmt: skip
+    cfgs = [recipe.trainer.TrainConfig.load(recipe.ROOT / path) for path, _ in recipe.PHASES]
+    for before, after in zip(cfgs, cfgs[1:], strict=False):
+        assert after.init == f"{before.out}/model.safetensors"  # a phase starts from the last
+    assert [calls[2 + 4 * i][1] for i in range(3)] == [c.data for c in cfgs]

@@ -80,6 +80,7 @@ class Settings:
     splits: tuple[str, ...] | None = None  # None: every split
     hard_negatives: float = 0.0  # share of clean items that are an artifact's clean reference
     night: float = 0.0  # share of the items of every class relit as night scenes
+    screens: float | None = None  # moire's share of frame-filling screens (None: its default)
 
     def identity(self) -> dict[str, Any]:
         """What defines the dataset (a rerun with the same identity resumes it)."""
@@ -91,7 +92,9 @@ class Settings:
             "flare_patterns": [_digest(p) for p in self.flare_patterns],
         } | ({"splits": list(self.splits)} if self.splits else {}) | (
             {"hard_negatives": self.hard_negatives} if self.hard_negatives else {}
-        ) | ({"night": self.night} if self.night else {})  # fmt: skip
+        ) | ({"night": self.night} if self.night else {}) | (
+            {"screens": self.screens} if self.screens is not None else {}
+        )  # fmt: skip
 
 
 def _digest(path: str | None) -> str:
@@ -232,14 +235,25 @@ def make_item(spec: ItemSpec) -> dict[str, Any]:
     if spec.label == "clean" and spec.hard:  # hard negative: an artifact's clean reference
         partner = base_variant(_photo(spec.partner), rng, settings.size)
         source = HARD_NEGATIVE_SOURCES[int(rng.integers(len(HARD_NEGATIVE_SOURCES)))]
-        sample = synthesize(source, base, rng, False, partner, _flare_patterns())
+        sample = synthesize(
+            source, base, rng, False, partner, _flare_patterns(), screens=settings.screens
+        )
         image, mask = sample.reference, np.zeros(base.shape[:2], bool)
         params = {"hard_negative_of": source, "synthesis": sample.params}
     elif spec.label == "clean":
         image, mask, params = base, np.zeros(base.shape[:2], bool), {}
     else:
         partner = base_variant(_photo(spec.partner), rng, settings.size)
-        sample = synthesize(spec.label, base, rng, spec.hard, partner, _flare_patterns(), lamps)
+        sample = synthesize(
+            spec.label,
+            base,
+            rng,
+            spec.hard,
+            partner,
+            _flare_patterns(),
+            lamps,
+            screens=settings.screens,
+        )
         image, mask, params = sample.image, sample.mask, sample.params
     if night:
         params = params | {"night": night}
@@ -360,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of clean items that are an artifact's reference")  # fmt: skip
     parser.add_argument("--night", type=float, default=0.0,
                         help="share of every class's items relit as night scenes")  # fmt: skip
+    parser.add_argument("--screens", type=float,
+                        help="moire items' (and their hard negatives') share of frame-filling "
+                             "screens (default: the generator's 0.3)")  # fmt: skip
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
     parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")
@@ -373,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--hard-negatives must be in 0..1")
     if not 0.0 <= args.night <= 1.0:
         parser.error("--night must be in 0..1")
+    if args.screens is not None and not 0.0 <= args.screens <= 1.0:
+        parser.error("--screens must be in 0..1")
     photos, skipped = find_all_photos(tuple(args.clean))
     for _, error in skipped:
         print(f"make_dataset: skipping unreadable input {error}")
@@ -391,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         n_clean=args.n_clean if args.n_clean is not None else (3 * args.n_per_class) // 2,
         seed=args.seed, size=args.size, hard_fraction=args.hard_fraction, flare_patterns=patterns,
         splits=splits, hard_negatives=args.hard_negatives, night=args.night,
+        screens=args.screens,
     )  # fmt: skip
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]

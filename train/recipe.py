@@ -40,10 +40,15 @@ SHARED = ROOT.parent / "shared" / "data"
 DATASET = {"n_per_class": 700, "n_clean": 1100, "hard_negatives": 0.3, "size": 1024, "seed": 0}
 #: the second phase's dataset: the same, with 35 % of every class's items relit as night scenes
 NIGHT_DATASET = DATASET | {"night": 0.35}
+#: the third phase's dataset: the night data grown by 200 items per class (same seed, so every
+#: photo stays in the split it had in the earlier phases), with 65 % of the moire items and their
+#: hard negatives frame-filling screens (photos of monitors and TVs, as users' moire mostly is)
+SCREENS_DATASET = NIGHT_DATASET | {"n_per_class": 900, "n_clean": 1400, "screens": 0.65}
 #: the default model's phases: (config, its dataset); a phase starts from the one before
 #: (its config's ``init``)
 PHASES = (("train/configs/default-cpu.json", DATASET),
-          ("train/configs/default-cpu-night.json", NIGHT_DATASET))  # fmt: skip
+          ("train/configs/default-cpu-night.json", NIGHT_DATASET),
+          ("train/configs/default-cpu-screens.json", SCREENS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
@@ -57,6 +62,8 @@ def dataset_argv(
              "--seed", str(dataset["seed"]), "--workers", str(workers)]  # fmt: skip
     if dataset.get("night"):
         argv += ["--night", str(dataset["night"])]
+    if dataset.get("screens") is not None:
+        argv += ["--screens", str(dataset["screens"])]
     return argv + (["--flare-patterns", patterns] if patterns else [])
 
 

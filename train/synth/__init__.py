@@ -24,10 +24,12 @@ def synthesize(
     partner: np.ndarray | None = None,
     flare_patterns: Sequence[np.ndarray] = (),
     lamps: Sequence[dict[str, Any]] = (),
+    screens: float | None = None,
 ) -> Sample:
     """Make one ``label`` artifact on ``clean``. ``partner`` is another photo of the same split
     (screen content for moire, object donor for ghosting); ``flare_patterns`` enable the flare
-    generator's pattern route; ``lamps`` (of a night scene) its night route."""
+    generator's pattern route; ``lamps`` (of a night scene) its night route; ``screens`` is the
+    moire generator's share of frame-filling screens (None: its default)."""
     if label == "flare":
         from .flare import synthesize_flare
 
@@ -38,7 +40,9 @@ def synthesize(
         from .moire import synthesize_moire
 
         content = partner if partner is not None and rng.random() < PHOTO_CONTENT_P else None
-        return synthesize_moire(clean, rng, hard=hard, content=content)
+        if screens is None:
+            return synthesize_moire(clean, rng, hard=hard, content=content)
+        return synthesize_moire(clean, rng, hard=hard, content=content, full_frame=screens)
     if label == "ghosting":
         from .ghosting import synthesize_ghosting
 

@@ -97,6 +97,10 @@ _TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0).astype(_F32)  # uint8 sRGB -
 _TO_SRGB8 = to_uint8(linear_to_srgb(np.arange(65536) / 65535.0))  # 16-bit linear -> uint8 sRGB
 
 
+#: default share of screens that fill the whole frame (a photo of a monitor or TV)
+FULL_FRAME_P = 0.3
+
+
 def _linear(image: np.ndarray) -> np.ndarray:
     """uint8 sRGB -> float32 linear light (lookup table)."""
     return _TO_LINEAR[image]
@@ -676,8 +680,10 @@ def synthesize_moire(
     *,
     hard: bool = False,
     content: np.ndarray | None = None,
+    full_frame: float = FULL_FRAME_P,
 ) -> Sample:
-    """A photo of a screen showing ``content`` with moire, and its alias-free reference.
+    """A photo of a screen showing ``content`` with moire, and its alias-free reference; the
+    screen fills the frame with probability ``full_frame``.
 
     See the module docstring for the model, parameter ranges and the mask rule.
     """
@@ -685,7 +691,7 @@ def synthesize_moire(
     content = None if content is None else _rgb(content)
     hh, ww = clean.shape[:2]
     route = "display" if rng.random() < 0.7 else "grating"
-    full = rng.random() < 0.3
+    full = rng.random() < full_frame
     params: dict[str, Any] = {"route": route, "hard": hard}
     found = None if full else detect_screen(clean)
     if full:
