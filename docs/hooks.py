@@ -29,11 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # (what it is, how it is run, its module) of each documented program; `ipad` comes first.
-PROGRAMS = [
-    ("the ipad command", "ipad", "ipad_sdk.cli"),
-    ("Ray Data", "python -m ipad_sdk.integrations.ray", "ipad_sdk.integrations.ray"),
-    ("Triton / PyTriton", "python -m ipad_sdk.integrations.triton", "ipad_sdk.integrations.triton"),
-]
+# (`python -m ipad_sdk.integrations.ray` and `... .triton serve|query` are `ipad ray`, `ipad serve`
+# and `ipad query` by construction: the same option definitions, integrations/commands.py.)
+PROGRAMS = [("the ipad command", "ipad", "ipad_sdk.cli")]
 # scripts run from a checkout: every export/*.py with a main() (moved ones simply drop out)
 SCRIPT_GLOBS = ["export/*.py"]
 
@@ -123,7 +121,9 @@ def cli_reference() -> str:
         "",
         "Generated at build time from the programs' own `argparse` parsers (`docs/hooks.py`):",
         "every command and subcommand, as `--help` prints it. How the commands behave: "
-        "[Command line](../guide/cli.md).",
+        "[Command line](../guide/cli.md). `python -m ipad_sdk.integrations.ray` is `ipad ray`, "
+        "and `python -m ipad_sdk.integrations.triton serve|query` is `ipad serve|query`: the "
+        "same options, defined once.",
         "",
     ]
     for _, prog, module_name in PROGRAMS:

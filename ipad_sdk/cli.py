@@ -153,6 +153,12 @@ def _add_tool_parsers(sub: Any) -> None:
     )  # fmt: skip
     commands.add_serve_arguments(serve)
     serve.set_defaults(run=commands.run_serve)
+    query = sub.add_parser(
+        "query", help="detect artifacts in images and folders through a running Triton server",
+        description=commands.QUERY_DESCRIPTION,
+    )  # fmt: skip
+    commands.add_query_arguments(query)
+    query.set_defaults(run=commands.run_query)
     ray = sub.add_parser(
         "ray", help="detect artifacts in images and folders on a Ray cluster",
         description=commands.RAY_DESCRIPTION,
@@ -372,7 +378,7 @@ def _cmd_tool(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"detect": _cmd_detect, "calibrate": _cmd_calibrate, "info": _cmd_info,
              "create-bundle": _cmd_create_bundle, "export": _cmd_tool, "serve": _cmd_tool,
-             "ray": _cmd_tool}  # fmt: skip
+             "query": _cmd_tool, "ray": _cmd_tool}  # fmt: skip
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:

@@ -33,7 +33,8 @@ def test_cli_reference_has_every_subcommand_of_ipad():
     for name in names:
         assert f"### `ipad {name}`" in page
     assert "--save-masks" in page  # the options themselves, as --help prints them
-    assert "python -m ipad_sdk.integrations.triton serve" in page
+    assert "python -m ipad_sdk.integrations.triton serve|query` is `ipad serve|query`" in page
+    assert "### `ipad query`" in page and "### `ipad serve`" in page and "### `ipad ray`" in page
 
 
 def test_cli_reference_picks_up_a_new_subcommand_and_nested_ones():

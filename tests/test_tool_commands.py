@@ -90,6 +90,64 @@ def test_serve_errors(monkeypatch, capsys):
         assert "ipad serve needs PyTriton: pip install nvidia-pytriton" in capsys.readouterr().err
 
 
+def test_query_passes_its_options_to_the_client_and_writes_like_ipad_detect(monkeypatch, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / name)
+    calls = []
+
+    def fake_query(files, url, protocol, model, batch_size):
+        calls.append(([p.name for p in files], url, protocol, model, batch_size))
+        return [({"source": str(f), "label": "clean"}, b"png") for f in files[:1]] + [
+            ({"source": str(f), "error": "bad"}, b"") for f in files[1:]
+        ]
+
+    monkeypatch.setattr(ipad_triton, "query", fake_query)
+    out = tmp_path / "out"
+    assert main(["query", str(photos), "--url", "h:9", "--protocol", "grpc", "-m", "det",
+                 "--batch-size", "3", "--out", str(out), "--save-masks"]) == 1  # fmt: skip
+    assert calls == [(["a.png", "b.png"], "h:9", "grpc", "det", 3)]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r.get("error") for r in records] == [None, "bad"]
+    assert (out / records[0]["mask"]).read_bytes() == b"png"
+    assert main(["query", str(photos), "--batch-size", "0"]) == 2
+
+
+def test_python_m_entry_points_take_the_ipad_subcommands_options(capsys):
+    """``python -m ipad_sdk.integrations.triton|ray`` parse with the ``ipad`` definitions."""
+    import argparse
+
+    for add in (commands.add_serve_arguments, commands.add_query_arguments,
+                commands.add_ray_arguments):  # fmt: skip
+        ipad_parser = argparse.ArgumentParser()
+        add(ipad_parser)
+        seen = {}
+
+        def capture(args, seen=seen):
+            seen["args"] = args
+            return 0
+
+        name = add.__name__.removeprefix("add_").removesuffix("_arguments")
+        argv = {"serve": ["serve"], "query": ["query", "x.png"], "ray": ["x.png", "--out", "o"]}
+        module = ipad_ray if name == "ray" else ipad_triton
+        original = {"serve": commands.run_serve, "query": commands.run_query,
+                    "ray": commands.run_ray}[name]  # fmt: skip
+        setattr(commands, original.__name__, capture)
+        try:
+            assert module.main(argv[name]) == 0
+        finally:
+            setattr(commands, original.__name__, original)
+        expected = vars(ipad_parser.parse_args(argv[name][1:] if name != "ray" else argv[name]))
+        assert {k: v for k, v in vars(seen["args"]).items() if k not in ("run", "command")} == (
+            expected
+        )
+    assert ipad_triton.main(["serve", "--max-batch", "0"]) == 2
+    assert "--max-batch and --instances must be >= 1" in capsys.readouterr().err
+    assert ipad_ray.main(["x.png", "--out", "o", "--actors", "0"]) == 2
+    assert "--actors and --batch-size must be >= 1" in capsys.readouterr().err
+
+
 def test_ray_runs_the_ray_integration(tiny_bundle, tmp_path, monkeypatch):
     """``ipad ray`` passes its options to Ray Data's detection and writes what it returns."""
     photos = []

@@ -1,4 +1,6 @@
-"""The ``ipad serve`` (PyTriton) and ``ipad ray`` (Ray Data) subcommands: their options and runs.
+"""The ``ipad serve`` (PyTriton), ``ipad query`` (a Triton client) and ``ipad ray`` (Ray Data)
+subcommands: their options and runs, the one definition that ``ipad`` and the modules'
+``python -m`` entry points both use.
 
 Only the standard library is imported here; Ray and PyTriton are imported when a command runs.
 The library interfaces are :mod:`ipad_sdk.integrations.triton` and :mod:`ipad_sdk.integrations.ray`.
@@ -8,14 +10,26 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, IpadError
+
+
+class OptionError(IpadError, ValueError):
+    """An option value the command cannot run with (``ipad`` exits 2 with the message)."""
+
 
 SERVE_DESCRIPTION = (
     "Serve a model with PyTriton (a Triton Inference Server started from Python) until Ctrl-C or "
     "SIGTERM. Clients send encoded images to the model NAME (input 'image', outputs 'result' and "
     "'mask_png'; see ipad_sdk.integrations.triton). Needs nvidia-pytriton in this environment."
+)
+QUERY_DESCRIPTION = (
+    "Detect on files through a running Triton server (ipad serve, or a repository from ipad "
+    "export triton-repo) and write results.jsonl (and masks/) into --out like ipad detect; "
+    "records go to stdout without --out. Needs tritonclient (it comes with nvidia-pytriton)."
 )
 RAY_DESCRIPTION = (
     "Run detection over files and folders on a Ray cluster (Ray Data, one Detector per actor) and "
@@ -44,7 +58,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve as ``args`` (of :func:`add_serve_arguments`) say, until interrupted."""
     if args.max_batch < 1 or args.instances < 1:
-        raise ValueError("--max-batch and --instances must be >= 1")
+        raise OptionError("--max-batch and --instances must be >= 1")
     _require_pytriton()
     from .triton import serve
 
@@ -60,6 +74,34 @@ def _require_pytriton() -> None:
             "ipad serve needs PyTriton: pip install nvidia-pytriton==0.7.0 (it pins numpy<2: use "
             "its own environment, see the README's 'Scaling out: Triton Inference Server')"
         )
+
+
+def add_query_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ipad query``."""
+    from .triton import DETECT_MODEL
+
+    parser.add_argument(
+        "paths", nargs="+", help="image files and/or folders (searched recursively)"
+    )
+    parser.add_argument("--url", default="127.0.0.1:8000", help="host:port (HTTP or gRPC port)")
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--model", "-m", default=DETECT_MODEL, help="model name on the server")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per request")
+    parser.add_argument("--out", "-o", type=Path, help="write results.jsonl (and masks/) here")
+    parser.add_argument("--save-masks", action="store_true", help="write masks/<name>.png (0/255)")
+
+
+def run_query(args: argparse.Namespace) -> int:
+    """Query as ``args`` (of :func:`add_query_arguments`) say: 0 all ok, 1 some inputs failed."""
+    if args.batch_size < 1:
+        raise OptionError("--batch-size must be >= 1")
+    from ..discover import discover
+    from .triton import query, write_query_outputs
+
+    files = discover(args.paths, exclude=args.out)
+    answers = query(files, args.url, args.protocol, args.model, args.batch_size)
+    write_query_outputs(answers, files, args.out, args.save_masks)
+    return 1 if any("error" in record for record, _ in answers) else 0
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +125,36 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_ray(args: argparse.Namespace) -> int:
     """Detect as ``args`` (of :func:`add_ray_arguments`) say: 0 all ok, 1 some inputs failed."""
-    from .ray import _run
+    if args.actors < 1 or args.batch_size < 1:
+        raise OptionError("--actors and --batch-size must be >= 1")
+    from .ray import run
 
-    return _run(args)
+    return run(args)
+
+
+def module_main(
+    description: str,
+    commands: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                              Callable[[argparse.Namespace], int]]],
+    argv: list[str] | None = None,
+) -> int:  # fmt: skip
+    """A ``python -m`` entry point over ``commands`` (name -> help, add-arguments, run; the name
+    ``""`` alone: no subcommand), with ``ipad``'s options and exit codes (2: error, message)."""
+    parser = argparse.ArgumentParser(description=description)
+    if set(commands) == {""}:
+        _, add, run = commands[""]
+        add(parser)
+        parser.set_defaults(run=run)
+    else:
+        sub = parser.add_subparsers(dest="command", required=True)
+        for name, (summary, add, run) in commands.items():
+            tool = sub.add_parser(name, help=summary)
+            add(tool)
+            tool.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except IpadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code

@@ -15,17 +15,17 @@ actors). A bad input becomes an error row (``error_type``, ``error`` naming the 
 failed job. On 2-CPU machines give actors fractional CPUs (``num_cpus=0.5``): whole-CPU actors can
 starve Ray's own read tasks and stall the job.
 
-Command line (the same outputs and output-error handling as ``ipad detect``: exit 2 with a message
-naming the path)::
+Command line: ``ipad ray`` (also ``python -m ipad_sdk.integrations.ray``, the same options), with
+the same outputs and output-error handling as ``ipad detect`` (exit 2 with a message naming the
+path)::
 
-    python -m ipad_sdk.integrations.ray PATHS... --out DIR [--model M] [--address local|auto|URL]
-        [--actors 2] [--batch-size 8] [--format jsonl|parquet] [--save-masks]
+    ipad ray PATHS... --out DIR [--model M] [--address local|auto|URL] [--actors 2]
+        [--batch-size 8] [--format jsonl|parquet] [--save-masks] [--device auto] [--tiling off]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..detector import Detector
-from ..errors import BackendUnavailable, IpadError
+from ..errors import BackendUnavailable
 from ..io import Named
 from ..outputs import mask_png
 
@@ -163,28 +163,15 @@ def _write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="ipad detect on a Ray cluster")
-    parser.add_argument("paths", nargs="+")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", help="model file (default: the embedded default model)")
-    parser.add_argument(
-        "--address", default="local", help="'local' (a local cluster), 'auto' or a Ray address"
-    )
-    parser.add_argument("--actors", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
-    parser.add_argument("--save-masks", action="store_true")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except IpadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """``python -m ipad_sdk.integrations.ray``: ``ipad ray`` (the same options)."""
+    from .commands import add_ray_arguments, module_main, run_ray
+
+    return module_main("ipad detect on a Ray cluster", {"": ("", add_ray_arguments, run_ray)}, argv)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ipad ray`` with ``args`` (of
+    :func:`~ipad_sdk.integrations.commands.add_ray_arguments`)."""
     from ..discover import discover
     from ..outputs import check_out_dir
 

@@ -17,12 +17,15 @@ run the SDK's own pipeline, :meth:`Detector.stream <ipad_sdk.Detector.stream>`: 
 Detector of the model file, the repository's model on a Detector wrapping the network model
 (:class:`NetworkBackend`, a BLS call), so decoding, tiling and error records are the SDK's.
 
-Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton")::
+Commands (in an environment with ``nvidia-pytriton``; see the README, "Scaling out: Triton"):
+``ipad serve`` and ``ipad query``, also run as
+``python -m ipad_sdk.integrations.triton serve|query`` with the same options
+(:mod:`ipad_sdk.integrations.commands`)::
 
-    python -m ipad_sdk.integrations.triton serve [--model M] [--http-port 8000] [--grpc-port 8001]
-        [--max-batch 8] [--instances 1] [--threads N] [--host 127.0.0.1] [--tiling off]
-    python -m ipad_sdk.integrations.triton query PATHS... [--url 127.0.0.1:8000]
-        [--protocol http|grpc] [--out DIR] [--save-masks] [--batch-size 8]
+    ipad serve [--model M] [--http-port 8000] [--grpc-port 8001] [--max-batch 8]
+        [--instances 1] [--threads N] [--host 127.0.0.1] [--tiling off]
+    ipad query PATHS... [--url 127.0.0.1:8000] [--protocol http|grpc] [--out DIR]
+        [--save-masks] [--batch-size 8]
 
 ``query`` writes ``results.jsonl`` and ``masks/`` like ``ipad detect --out`` (records name the
 files; stdout without ``--out``).
@@ -30,7 +33,6 @@ files; stdout without ``--out``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -319,10 +321,12 @@ def _read(path: Path) -> bytes | Failure:
     return blob
 
 
-def _write_query_outputs(
+def write_query_outputs(
     answers: Sequence[tuple[dict[str, Any], bytes]], files: Sequence[Path], out: Path | None,
     save_masks: bool,
 ) -> None:  # fmt: skip
+    """Write :func:`query`'s answers like ``ipad detect --out`` (records to stdout without
+    ``out``)."""
     from ..outputs import output_keys, write_output, write_records
 
     records = []
@@ -336,46 +340,26 @@ def _write_query_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..discover import discover
+    """``python -m ipad_sdk.integrations.triton serve|query``: ``ipad serve`` and ``ipad query``
+    (the same options)."""
+    from .commands import (
+        add_query_arguments,
+        add_serve_arguments,
+        module_main,
+        run_query,
+        run_serve,
+    )
 
-    parser = argparse.ArgumentParser(description="ipad on Triton Inference Server")
-    sub = parser.add_subparsers(dest="command", required=True)
-    srv = sub.add_parser("serve", help="serve a model with PyTriton (until SIGINT/SIGTERM)")
-    srv.add_argument("--model", help="model file (default: the embedded default model)")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--http-port", type=int, default=8000)
-    srv.add_argument("--grpc-port", type=int, default=8001)
-    srv.add_argument("--max-batch", type=int, default=8)
-    srv.add_argument("--instances", type=int, default=1, help="model instances (Detectors)")
-    srv.add_argument("--threads", type=int, help="ONNX Runtime threads per instance")
-    srv.add_argument("--device", default="auto")
-    srv.add_argument("--name", default=DETECT_MODEL, help="model name clients ask for")
-    srv.add_argument("--tiling", default="off", help="the Detector's tiling (off, auto, spec)")
-    qry = sub.add_parser("query", help="detect on files through a running server")
-    qry.add_argument("paths", nargs="+")
-    qry.add_argument("--url", default="127.0.0.1:8000", help="host:port (HTTP or gRPC port)")
-    qry.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    qry.add_argument("--model", default=DETECT_MODEL)
-    qry.add_argument("--batch-size", type=int, default=8)
-    qry.add_argument("--out", type=Path, help="write results.jsonl (and masks/) here")
-    qry.add_argument("--save-masks", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        if args.max_batch < 1 or args.instances < 1:
-            parser.error("--max-batch and --instances must be >= 1")
-        serve(args.model, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
-              max_batch=args.max_batch, instances=args.instances, threads=args.threads,
-              device=args.device, name=args.name, tiling=args.tiling)  # fmt: skip
-        return 0
-    files = discover(args.paths)
-    answers = query(files, args.url, args.protocol, args.model, args.batch_size)
-    _write_query_outputs(answers, files, args.out, args.save_masks)
-    return 1 if any("error" in record for record, _ in answers) else 0
+    return module_main("ipad on Triton Inference Server", {
+        "serve": ("serve a model with PyTriton (until SIGINT/SIGTERM)", add_serve_arguments,
+                  run_serve),
+        "query": ("detect on files through a running server", add_query_arguments, run_query),
+    }, argv)  # fmt: skip
 
 
 __all__ = ["DETECT_MODEL", "INPUT", "OUTPUTS", "SOURCES", "NetworkBackend", "detect_bytes",
            "detect_requests", "encode", "infer", "query", "repository_backend",
-           "serve"]  # fmt: skip
+           "serve", "write_query_outputs"]  # fmt: skip
 
 if __name__ == "__main__":
     raise SystemExit(main())
