@@ -27,6 +27,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -80,8 +81,40 @@ def extract(ref: str, dest: Path) -> Path:
     return dest
 
 
+def _vm_rss_mib(pid: int) -> float | None:
+    """The process's resident memory now (``VmRSS``), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _sample_rss(pid: int, start: float, samples: list[tuple[float, float]], stop: threading.Event,
+                every_s: float = 0.25) -> None:  # fmt: skip
+    """Append ``(seconds since start, RSS MiB)`` of ``pid`` every ``every_s`` until ``stop``."""
+    while not stop.wait(every_s):
+        rss = _vm_rss_mib(pid)
+        if rss is not None:
+            samples.append((time.perf_counter() - start, rss))
+
+
+def rss_by_progress(samples: list[tuple[float, float]], wall: float, parts: int = 4) -> list[float]:
+    """The largest sampled RSS in each of ``parts`` equal slices of the run's wall time (a flat
+    profile: memory does not grow with the images done; model loading falls in the first)."""
+    peaks = [0.0] * parts
+    for t, rss in samples:
+        k = min(parts - 1, int(parts * t / wall))
+        peaks[k] = max(peaks[k], rss)
+    return [round(p, 1) for p in peaks]
+
+
 def run_detect(code: Path, files: list[Path], model: str, batch: int, out: Path) -> dict:
-    """One ``ipad detect`` process with ``code`` first on its path: wall seconds, peak RSS."""
+    """One ``ipad detect`` process with ``code`` first on its path: wall seconds, peak RSS (the
+    kernel's ``ru_maxrss``) and its resident memory sampled every 0.25 s."""
     argv = [sys.executable, "-c", "import sys; from ipad_sdk.cli import main; sys.exit(main())",
             "detect", *map(str, files), "--out", str(out), "--model", model, "--device", "cpu",
             "--batch-size", str(batch), "-q"]  # fmt: skip
@@ -90,8 +123,14 @@ def run_detect(code: Path, files: list[Path], model: str, batch: int, out: Path)
     with open(log, "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=err)
+        samples: list[tuple[float, float]] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(proc.pid, start, samples, stop))
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        stop.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
@@ -100,7 +139,9 @@ def run_detect(code: Path, files: list[Path], model: str, batch: int, out: Path)
     if len(records) != len(files):
         raise RuntimeError(f"{out}: {len(records)} records for {len(files)} photos")
     return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "photos_per_s":
-            len(files) / wall, "records": [json.loads(r) for r in records]}  # fmt: skip
+            len(files) / wall, "records": [json.loads(r) for r in records],
+            "rss_quarters_mib": rss_by_progress(samples, wall),
+            "rss_samples": [(round(t, 2), round(r, 1)) for t, r in samples]}  # fmt: skip
 
 
 def same_records(old: list[dict], new: list[dict]) -> bool:
@@ -153,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                 "throughput_ratio_new_over_old": round(new["photos_per_s"] / old["photos_per_s"],
                                                        3),
                 "same_records": same_records(old["records"], new["records"]),
+                "rss_quarters_mib": {k: runs[k]["rss_quarters_mib"] for k in ("old", "new")},
             })  # fmt: skip
+            samples = {k: runs[k]["rss_samples"] for k in ("old", "new")}
     report = {
         "photos_generated": args.photos,
         "photos_requested_by_issue": 2000,
@@ -177,12 +220,39 @@ def main(argv: list[str] | None = None) -> int:
     suffix = f"_{args.name}" if args.name else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"cli_memory{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / f"cli_memory{suffix}.md").write_text(markdown(report))
+    (RESULTS / f"cli_memory{suffix}.md").write_text(markdown(report, f"cli_memory{suffix}.png"))
+    plot(samples, rows[-1], RESULTS / f"cli_memory{suffix}.png")
     print(markdown(report))
     return 0
 
 
-def markdown(report: dict) -> str:
+def plot(samples: dict[str, list[tuple[float, float]]], row: dict, path: Path) -> None:
+    """Resident memory over the largest run, old and new runner, against the share of its photos
+    done (wall time as a fraction of the run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for which, colour in (("old", "tab:grey"), ("new", "tab:blue")):
+        points = samples[which]
+        wall = row[which]["wall_s"]
+        label = f"{which} runner (peak {row[which]['peak_rss_mib']:.0f} MiB)"
+        xs = [row["photos"] * t / wall for t, _ in points]
+        ax.plot(xs, [r for _, r in points], colour, lw=1, label=label)
+    ax.set_xlabel("photos done (wall-time share of the run)")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_title(f"ipad detect on {row['photos']} photos up to 12 MP, CPU")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(report: dict, figure: str | None = None) -> str:
     rows = report["rows"]
     lines = [
         "# `ipad detect` memory and throughput: one pipeline (new) vs the old runner",
@@ -215,6 +285,17 @@ def markdown(report: dict) -> str:
         growth = {k: last[k]["peak_rss_mib"] - first[k]["peak_rss_mib"] for k in ("old", "new")}
         lines += [f"Peak RSS from {first['photos']} to {last['photos']} photos: old "
                   f"{growth['old']:+.0f} MiB, new {growth['new']:+.0f} MiB.", ""]  # fmt: skip
+    lines += ["Resident memory by quarter of each run's wall time (largest sample per quarter, "
+              "MiB; flat: the memory does not grow with the photos done):", "",
+              "| photos | old | new |", "|---|---|---|"]  # fmt: skip
+    for r in rows:
+        quarters = r.get("rss_quarters_mib")
+        if quarters:
+            lines.append(f"| {r['photos']} | {' / '.join(f'{q:.0f}' for q in quarters['old'])} | "
+                         f"{' / '.join(f'{q:.0f}' for q in quarters['new'])} |")  # fmt: skip
+    lines.append("")
+    if figure:
+        lines += [f"![resident memory over the largest run]({figure})", ""]
     if report.get("note"):
         lines += [f"Note: {report['note']}", ""]
     return "\n".join(lines)
