@@ -406,3 +406,31 @@ def test_init_from_a_bundle_continues_that_model_in_stage3(tiny_data, tmp_path):
 
     with pytest.raises(ValueError, match="init .*clip_config"):
         Trainer(_config(tiny_data, tmp_path / "c", anchors="free", init=str(bundle)))
+
+
+def test_model_card_lists_every_earlier_phase_latest_first(tmp_path):
+    from train import model_card
+
+    def phase(name, init=None, hours=None):
+        folder = tmp_path / name
+        folder.mkdir()
+        cfg = {"data": f"data/{name}", "stages": ["stage3"], "epochs": {"stage3": 2}}
+        (folder / "config.json").write_text(json.dumps(cfg | ({"init": init} if init else {})))
+        if hours is not None:
+            (folder / "metrics.jsonl").write_text(json.dumps({"seconds": hours * 3600}) + "\n")
+        return f"{folder}/model.safetensors"
+
+    first = phase("one")  # no metrics.jsonl: no time
+    second = phase("two", init=first, hours=0.5)
+    lines = model_card._init_lines({"init": second})
+    assert lines[1].startswith(f"It started from the model of a previous phase, `{second}`")
+    assert lines[3:] == [
+        f"- config `{tmp_path / 'two' / 'config.json'}` on `data/two`, epochs stage3 2, 0.50 h",
+        f"- config `{tmp_path / 'one' / 'config.json'}` on `data/one`, epochs stage3 2; "
+        "from random initialisation",
+    ]
+    assert model_card._init_lines({}) == []
+    loop = phase("loop", init=str(tmp_path / "loop" / "model.safetensors"))
+    assert len(model_card._init_lines({"init": loop})) == 4  # a cycle is listed once
+    missing = model_card._init_lines({"init": str(tmp_path / "gone" / "model.safetensors")})
+    assert missing[-1].endswith("(its run folder's config is not at hand)")

@@ -121,26 +121,42 @@ def _data_lines(data: Path, dataset: dict[str, Any], split_sizes: dict[str, int]
             if dataset.get("night")
             else ""
         )  # fmt: skip
+        + (
+            f", {round(100 * dataset['screens'])} % of the moire images (and of their hard "
+            "negatives) frame-filling screens"
+            if dataset.get("screens") is not None
+            else ""
+        )  # fmt: skip
         + "; split by source photo: "
         f"{split_sizes['train']} train / {split_sizes['val']} val / {split_sizes['test']} test.",
     ]
 
 
 def _init_lines(cfg: dict[str, Any]) -> list[str]:
-    """What a run that started from a finished model (``init``) started from, and its time."""
+    """What a run that started from a finished model (``init``) started from: each earlier phase
+    whose run folder is at hand (following their own ``init``), latest first, with its time."""
     if not cfg.get("init"):
         return []
-    start = Path(cfg["init"]).parent
-    line = (f"It started from the model of a previous phase, `{cfg['init']}`, not from random "
-            "initialisation")  # fmt: skip
-    if (start / "config.json").is_file():
-        first = json.loads((start / "config.json").read_text())
-        epochs = ", ".join(f"{s} {first['epochs'][s]}" for s in first["stages"])
-        line += f": config `{start / 'config.json'}` on `{first['data']}`, epochs {epochs}"
+    lines = ["", f"It started from the model of a previous phase, `{cfg['init']}`, not from random "
+             "initialisation. Earlier phases, latest first:", ""]  # fmt: skip
+    seen: set[Path] = set()
+    init = cfg.get("init")
+    while init and Path(init).parent not in seen:
+        start = Path(init).parent
+        seen.add(start)
+        if not (start / "config.json").is_file():
+            lines.append(f"- `{init}` (its run folder's config is not at hand)")
+            break
+        phase = json.loads((start / "config.json").read_text())
+        epochs = ", ".join(f"{s} {phase['epochs'][s]}" for s in phase["stages"])
+        line = f"- config `{start / 'config.json'}` on `{phase['data']}`, epochs {epochs}"
         if (start / "metrics.jsonl").is_file():
             log = [json.loads(x) for x in (start / "metrics.jsonl").read_text().splitlines()]
             line += f", {sum(r['seconds'] for r in log) / 3600:.2f} h"
-    return ["", line + "."]
+        line += "; from random initialisation" if not phase.get("init") else ""
+        lines.append(line)
+        init = phase.get("init")
+    return lines
 
 
 def render(

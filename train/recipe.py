@@ -7,13 +7,15 @@ ONNX export, for each phase, every step resumable (a rerun continues where a kil
 1. ``train/fetch_photos.py``: the Debian full-resolution photographs (SHA-256 checked).
 2. per phase, ``train/make_dataset.py``: artifacts rendered at 1,024 px on the long side (the
    scale of real captures as users upload them) from those photos and ``--clean``, with hard
-   negatives (the second phase: and night scenes);
+   negatives (the second phase: and night scenes; the third: and frame-filling screens);
 3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch);
 4. ``ipad export onnx``: FP32 and INT8 ONNX beside the bundle, with the parity check.
 
 The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random init (about 1.3 h
 on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
-its model and trains on in stage III on data with night scenes. ``--config`` runs only the given
+its model and trains on in stage III on data with night scenes (0.63 h after 30 min of data);
+``train/configs/default-cpu-screens.json`` starts from that one and trains on in stage III on more
+data with frame-filling moire screens (0.35 h after 20 min of data). ``--config`` runs only the given
 configs (``train/configs/default-gpu.json`` is the first phase on one CUDA GPU with more epochs).
 The data settings below are part of the recipe.
 """
