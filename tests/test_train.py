@@ -434,3 +434,22 @@ def test_model_card_lists_every_earlier_phase_latest_first(tmp_path):
     assert len(model_card._init_lines({"init": loop})) == 4  # a cycle is listed once
     missing = model_card._init_lines({"init": str(tmp_path / "gone" / "model.safetensors")})
     assert missing[-1].endswith("(its run folder's config is not at hand)")
+
+
+def test_every_set_option_counts(monkeypatch, tmp_path):
+    """``--set a=1 --set b=2`` applies both (argparse's plain nargs would keep only the last)."""
+    import train.train as trainer
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def load(path, overrides):
+        seen.update(overrides)
+        raise Stop
+
+    monkeypatch.setattr(trainer.TrainConfig, "load", staticmethod(load))
+    with pytest.raises(Stop):
+        trainer.main(["--config", "c.json", "--set", "seed=3", "--set", "out=runs/x", "lr=0.1"])
+    assert seen["seed"] == 3 and seen["out"] == "runs/x" and seen["lr"] == 0.1

@@ -499,8 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="JSON or YAML training config")
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), default="none")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config values, e.g. out=runs/x epochs.stage1=2")  # fmt: skip
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. out=runs/x epochs.stage1=2 "
+                             "(repeatable: every --set counts)")  # fmt: skip
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     overrides = _merge(ABLATIONS[args.ablation], _parse_set(args.set))
