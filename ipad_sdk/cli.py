@@ -147,24 +147,10 @@ def _add_tool_parsers(sub: Any) -> None:
         tool = formats.add_parser(name, help=summary, description=first_line)
         module.add_arguments(tool)
         tool.set_defaults(run=module.run)
-    serve = sub.add_parser(
-        "serve", help="serve a model over HTTP/gRPC with PyTriton (Triton Inference Server)",
-        description=commands.SERVE_DESCRIPTION,
-    )  # fmt: skip
-    commands.add_serve_arguments(serve)
-    serve.set_defaults(run=commands.run_serve)
-    query = sub.add_parser(
-        "query", help="detect artifacts in images and folders through a running Triton server",
-        description=commands.QUERY_DESCRIPTION,
-    )  # fmt: skip
-    commands.add_query_arguments(query)
-    query.set_defaults(run=commands.run_query)
-    ray = sub.add_parser(
-        "ray", help="detect artifacts in images and folders on a Ray cluster",
-        description=commands.RAY_DESCRIPTION,
-    )  # fmt: skip
-    commands.add_ray_arguments(ray)
-    ray.set_defaults(run=commands.run_ray)
+    for name, summary, description, add, run in commands.SUBCOMMANDS:
+        tool = sub.add_parser(name, help=summary, description=description)
+        add(tool)
+        tool.set_defaults(run=run)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:

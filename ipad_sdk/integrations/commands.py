@@ -158,3 +158,15 @@ def module_main(
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code
+
+
+#: ``ipad``'s subcommands defined here: (name, help, description, add-arguments, run)
+SUBCOMMANDS: tuple[tuple[str, str, str, Callable[[argparse.ArgumentParser], None],
+                         Callable[[argparse.Namespace], int]], ...] = (
+    ("serve", "serve a model over HTTP/gRPC with PyTriton (Triton Inference Server)",
+     SERVE_DESCRIPTION, add_serve_arguments, run_serve),
+    ("query", "detect artifacts in images and folders through a running Triton server",
+     QUERY_DESCRIPTION, add_query_arguments, run_query),
+    ("ray", "detect artifacts in images and folders on a Ray cluster", RAY_DESCRIPTION,
+     add_ray_arguments, run_ray),
+)  # fmt: skip
