@@ -81,8 +81,9 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     calls = _record(monkeypatch)
     assert recipe.main(["--clean", str(tmp_path / "nowhere"),
                         "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
-    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 3
-    first, second, third = calls[1][1], calls[5][1], calls[9][1]
+    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 4
+    first, second, third, fourth = calls[1][1], calls[5][1], calls[9][1], calls[13][1]
+    assert fourth == third  # the grown model trains on the third phase's data
     assert "--night" not in first and "--screens" not in first + second
     assert second[second.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
     assert third[third.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
@@ -93,4 +94,4 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     cfgs = [recipe.trainer.TrainConfig.load(recipe.ROOT / path) for path, _ in recipe.PHASES]
     for before, after in zip(cfgs, cfgs[1:], strict=False):
         assert after.init == f"{before.out}/model.safetensors"  # a phase starts from the last
-    assert [calls[2 + 4 * i][1] for i in range(3)] == [c.data for c in cfgs]
+    assert [calls[2 + 4 * i][1] for i in range(4)] == [c.data for c in cfgs]

@@ -78,7 +78,8 @@ class IpadDataset:
     """Images, masks and labels of one split, resized for a model.
 
     Items are dicts: ``image`` float32 ``[3,S,S]`` preprocessed exactly as the SDK does at
-    inference, ``mask`` float32 ``[S,S]`` in {0, 1} (resized with nearest neighbour), ``label``
+    inference, ``mask`` float32 ``[M,M]`` in {0, 1} (resized with nearest neighbour to
+    ``mask_size``, default ``S``), ``label``
     int (index into ``classes``), ``id`` str. ``augment`` runs on the full-size uint8 image and
     bool mask before the resize, seeded by ``(seed, epoch, index)``: call :meth:`set_epoch` before
     each epoch so every epoch sees new crops, reproducibly. Works as a
@@ -93,6 +94,7 @@ class IpadDataset:
         config: ModelConfig,
         augment: Augment | None = None,
         seed: int = 0,
+        mask_size: int | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -105,6 +107,7 @@ class IpadDataset:
             raise ValueError(f"{self.root}: labels {sorted(unknown)} not in classes {self.classes}")
         self.augment = augment
         self.seed = seed
+        self.mask_size = mask_size or config.image_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -128,8 +131,9 @@ class IpadDataset:
             image, mask = self.augment(image, mask, rng)
         size = self.config.image_size
         image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+        side = self.mask_size
         small = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-            (size, size), Image.Resampling.NEAREST
+            (side, side), Image.Resampling.NEAREST
         )
         return {
             "image": normalize(image, self.config.mean, self.config.std),

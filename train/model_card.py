@@ -159,6 +159,23 @@ def _init_lines(cfg: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _grow_lines(run: Path) -> list[str]:
+    """How the run's starting model was grown to a larger input (``train/grow.py``), if it was."""
+    path = run / "grow.json"
+    if not path.is_file():
+        return []
+    grow = json.loads(path.read_text())
+    return [
+        "",
+        f"That model was grown to this input size first (`train/grow.py`): its stem gained "
+        f"{grow['extra_stages']} stride-2 stages in front, distilled in {grow['steps']} steps "
+        f"({grow['seconds'] / 60:.1f} min) to reproduce its first stage on the shrunk image "
+        f"({100 * grow['explained_variance']:.0f} % of the variance explained); image class "
+        "probabilities then differed from the small model's by "
+        f"{grow['class_prob_mean_abs_diff']:.3f} on average.",
+    ]
+
+
 def render(
     run: Path, files: list[Path], reports: list[dict[str, Any]], title: str,
     calibration: dict[str, Any] | None = None, real: list[dict[str, Any]] | None = None,
@@ -177,8 +194,9 @@ def render(
     hours = sum(r["seconds"] for r in log) / 3600
     epochs = ", ".join(f"{s} {cfg['epochs'][s]}" for s in cfg["stages"])
     stem = config.clip_config.get("stem", "patch")
-    stem_text = (" with a convolutional stem (4 stride-2 3x3 conv+BN+ReLU layers and a 1x1 conv "
-                 "in place of the patchify conv)" if stem == "conv" else "")  # fmt: skip
+    stages = config.patch_size.bit_length() - 1  # stride-2 stages of the conv stem
+    stem_text = (f" with a convolutional stem ({stages} stride-2 3x3 conv+BN+ReLU layers and a 1x1 "
+                 "conv in place of the patchify conv)" if stem == "conv" else "")  # fmt: skip
     anchors = (
         "learned directly in stage III (stage II skipped: a random-init text tower carries "
         "no meaning)"
@@ -233,6 +251,7 @@ def render(
         f"{best['epoch']}. Wall time {hours:.2f} h on the device in the config "
         f"({cfg['device']}).",
         *_init_lines(cfg),
+        *_grow_lines(run),
         "",
         "Reproduce:",
         "",

@@ -15,7 +15,9 @@ The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random i
 on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
 its model and trains on in stage III on data with night scenes (0.63 h after 30 min of data);
 ``train/configs/default-cpu-screens.json`` starts from that one and trains on in stage III on more
-data with frame-filling moire screens (0.35 h after 20 min of data). ``--config`` runs only the
+data with frame-filling moire screens (0.35 h after 20 min of data);
+``train/configs/default-cpu-hires.json`` grows that model from 256-px to 1,024-px input
+(``train/grow.py``) and trains on in stage III on the same data. ``--config`` runs only the
 given configs (``train/configs/default-gpu.json`` is the first phase on one CUDA GPU with more
 epochs).
 The data settings below are part of the recipe.
@@ -51,7 +53,8 @@ SCREENS_DATASET = NIGHT_DATASET | {"n_per_class": 900, "n_clean": 1400, "screens
 #: (its config's ``init``)
 PHASES = (("train/configs/default-cpu.json", DATASET),
           ("train/configs/default-cpu-night.json", NIGHT_DATASET),
-          ("train/configs/default-cpu-screens.json", SCREENS_DATASET))  # fmt: skip
+          ("train/configs/default-cpu-screens.json", SCREENS_DATASET),
+          ("train/configs/default-cpu-hires.json", SCREENS_DATASET))  # fmt: skip
 
 
 def dataset_argv(

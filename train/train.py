@@ -77,8 +77,13 @@ class TrainConfig:
     stem: str = "patch"  # "conv": convolutional stem instead of the patchify conv (from scratch)
     anchors: str = "prompts"  # "free": stage III learns the anchors directly (no stage II)
     #: a finished bundle (model.safetensors) to start from instead of random init: its network
-    #: and anchors (free anchors start from them); it must have this run's architecture
+    #: and anchors (free anchors start from them); it must have this run's architecture, or the
+    #: same one at a smaller input with a shallower conv stem (then grown: ``train/grow.py``)
     init: str | None = None
+    grow_steps: int = 300  # distillation steps of a grown stem's new front (train/grow.py)
+    #: side of the pixel maps the losses and validation metrics use (default: image_size); the
+    #: maps are the patch grid upsampled, so a large input needs no larger loss maps
+    map_size: int | None = None
     n_adapt: int = 6
     feature_layers: list[int] | str | None = None  # None: 4 evenly spaced; "last": last block
     beta: float = 0.1
@@ -188,22 +193,26 @@ class Trainer:
         self.heads = nn.ModuleDict({"cls": nn.Linear(dim, k), "seg": nn.Linear(dim, k)})
         self.heads.to(self.device)
         self.free_anchors = nn.Parameter(random_anchors(k, dim, cfg.seed).to(self.device))
+        self.train_set = IpadDataset(cfg.data, "train", config, augment=random_flip_crop,
+                                     seed=cfg.seed, mask_size=cfg.map_size)  # fmt: skip
+        self.val_set = IpadDataset(cfg.data, "val", config, mask_size=cfg.map_size)
+        self.test_set = IpadDataset(cfg.data, "test", config, mask_size=cfg.map_size)
         if cfg.init:
             self._init_from_bundle(cfg.init)
-        self.train_set = IpadDataset(
-            cfg.data, "train", config, augment=random_flip_crop, seed=cfg.seed
-        )
-        self.val_set = IpadDataset(cfg.data, "val", config)
-        self.test_set = IpadDataset(cfg.data, "test", config)
         self.log_path = self.out / "metrics.jsonl"
 
     @torch.no_grad()
     def _init_from_bundle(self, path: str) -> None:
-        """Start from a finished model: the network's weights and anchors (and the free anchors)."""
+        """Start from a finished model: the network's weights and anchors (and the free anchors).
+        A model of the same architecture at a smaller input is grown first (``train/grow.py``:
+        its stem deepened, the new front distilled on training images, cached in the run)."""
         from ipad_sdk.model.bundle import load_bundle
 
         start = load_bundle(path)
         ours, theirs = self.model.config, start.config
+        if ours.image_size != theirs.image_size:
+            start = self._grown(start, path)
+            theirs = start.config
         for key in ("backbone", "clip_config", "n_adapt", "feature_layers", "classes"):
             if getattr(ours, key) != getattr(theirs, key):
                 raise ValueError(
@@ -212,6 +221,24 @@ class Trainer:
                 )
         self.model.load_state_dict(start.state_dict(), strict=True)
         self.free_anchors.copy_(start.anchors.to(self.device))
+
+    def _grown(self, small: IpadClip, path: str) -> IpadClip:
+        """``small`` grown to this run's input (``train/grow.py``), cached as
+        ``grown.safetensors`` in the run folder so a resumed run does not distil again."""
+        from ipad_sdk.model.bundle import load_bundle
+        from train.grow import grow
+
+        cached = self.out / "grown.safetensors"
+        if cached.is_file():
+            return load_bundle(cached)
+        large = copy.deepcopy(self.model).cpu()
+        with torch.enable_grad():
+            report = grow(small, large, self.train_set, steps=self.cfg.grow_steps,
+                          batch_size=8, seed=self.cfg.seed)  # fmt: skip
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_bundle(large, cached)
+        atomic_write_bytes(self.out / "grow.json", json.dumps(report | {"from": path}).encode())
+        return large
 
     # -- what each stage trains and how it predicts ------------------------------------------------
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
@@ -232,12 +259,12 @@ class Trainer:
         if stage == "stage1":
             global_feature, patches = model.encode(images)
             patch_probs = model.to_grid(self.heads["seg"](patches)).softmax(dim=1)
-            return self.heads["cls"](global_feature), model.upsample(patch_probs)
+            return self.heads["cls"](global_feature), model.upsample(patch_probs, self.cfg.map_size)
         anchors = self.prompts() if stage == "stage2" else None  # stage3: the frozen buffer,
         if stage == "stage3" and self.cfg.anchors == "free":  # or the anchors being learned
             anchors = self.free_anchors
         image_logits, patch_logits = model.logits(images, anchors)
-        return image_logits, model.upsample(patch_logits.softmax(dim=1))
+        return image_logits, model.upsample(patch_logits.softmax(dim=1), self.cfg.map_size)
 
     # -- loops ------------------------------------------------------------------------------------
     def _loader(self, stage: str, epoch: int) -> DataLoader:

@@ -141,9 +141,10 @@ class IpadClip(nn.Module):
         grid = self.config.grid_size
         return per_patch.transpose(1, 2).reshape(per_patch.shape[0], -1, grid, grid)
 
-    def upsample(self, patch_probs: torch.Tensor) -> torch.Tensor:
-        """``[B, C, g, g]`` -> ``[B, C, S, S]`` bilinear (probabilities stay a distribution)."""
-        size = self.config.image_size
+    def upsample(self, patch_probs: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """``[B, C, g, g]`` -> ``[B, C, S, S]`` bilinear (probabilities stay a distribution);
+        ``size`` overrides ``S`` (default: the input size), e.g. for training losses."""
+        size = size or self.config.image_size
         return F.interpolate(patch_probs, size=(size, size), mode="bilinear", align_corners=False)
 
     def logits(
