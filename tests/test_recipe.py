@@ -81,9 +81,8 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     calls = _record(monkeypatch)
     assert recipe.main(["--clean", str(tmp_path / "nowhere"),
                         "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
-    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 4
-    first, second, third, fourth = calls[1][1], calls[5][1], calls[9][1], calls[13][1]
-    assert fourth == third  # the grown model trains on the third phase's data
+    assert [c[0] for c in calls] == ["fetch"] + ["data", "train-init", "train", "export"] * 3
+    first, second, third = calls[1][1], calls[5][1], calls[9][1]
     assert "--night" not in first and "--screens" not in first + second
     assert second[second.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
     assert third[third.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
@@ -94,4 +93,17 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     cfgs = [recipe.trainer.TrainConfig.load(recipe.ROOT / path) for path, _ in recipe.PHASES]
     for before, after in zip(cfgs, cfgs[1:], strict=False):
         assert after.init == f"{before.out}/model.safetensors"  # a phase starts from the last
-    assert [calls[2 + 4 * i][1] for i in range(4)] == [c.data for c in cfgs]
+    assert [calls[2 + 4 * i][1] for i in range(3)] == [c.data for c in cfgs]
+
+
+def test_an_experiment_config_gets_the_dataset_it_trains_on(monkeypatch, tmp_path):
+    """``--config train/configs/hires-cpu.json`` (the grown-input experiment) rebuilds, or finds,
+    the third phase's data, not the first phase's settings under the third phase's folder."""
+    calls = _record(monkeypatch)
+    config = str(recipe.ROOT / "train/configs/hires-cpu.json")
+    assert recipe.main(["--config", config, "--clean", str(tmp_path / "nowhere"),
+                        "--photos", str(tmp_path / "photos"),
+                        "--flare-patterns", str(tmp_path)]) == 0  # fmt: skip
+    want = recipe.dataset_argv([str(tmp_path / "photos")], "data/ipad-native-1024-screens", 2,
+                               str(tmp_path), recipe.SCREENS_DATASET)  # fmt: skip
+    assert calls[1][1] == want and calls[2][1] == "data/ipad-native-1024-screens"
