@@ -129,6 +129,12 @@ def test_training_from_a_smaller_bundle_grows_it_once(twin_backbone, tmp_path, m
     torch.testing.assert_close(again.model.visual.conv1[0].weight, grown.visual.conv1[0].weight)
     again.run()
     assert load_bundle(run / "model.safetensors").config.image_size == 128
+    # a changed source model (same path, other weights) is grown anew, not taken from the cache
+    with torch.no_grad():
+        small.model.adapters[0].fc.weight.add_(1.0)
+    save_bundle(small.model, bundle)
+    with pytest.raises(AssertionError, match="grew again"):
+        Trainer(_config(data, run, **settings))
 
     from train import model_card
 

@@ -224,20 +224,25 @@ class Trainer:
 
     def _grown(self, small: IpadClip, path: str) -> IpadClip:
         """``small`` grown to this run's input (``train/grow.py``), cached as
-        ``grown.safetensors`` in the run folder so a resumed run does not distil again."""
+        ``grown.safetensors`` in the run folder (with ``grow.json`` naming the source file and
+        its SHA-256) so a resumed run does not distil again; another source is grown anew."""
+        from ipad_sdk.fileio import file_sha256
         from ipad_sdk.model.bundle import load_bundle
         from train.grow import grow
 
-        cached = self.out / "grown.safetensors"
-        if cached.is_file():
-            return load_bundle(cached)
+        cached, report_path = self.out / "grown.safetensors", self.out / "grow.json"
+        source = {"from": path, "from_sha256": file_sha256(path)}
+        if cached.is_file() and report_path.is_file():
+            done = json.loads(report_path.read_text())
+            if {k: done.get(k) for k in source} == source:
+                return load_bundle(cached)
         large = copy.deepcopy(self.model).cpu()
         with torch.enable_grad():
             report = grow(small, large, self.train_set, steps=self.cfg.grow_steps,
                           batch_size=8, seed=self.cfg.seed)  # fmt: skip
         self.out.mkdir(parents=True, exist_ok=True)
         save_bundle(large, cached)
-        atomic_write_bytes(self.out / "grow.json", json.dumps(report | {"from": path}).encode())
+        atomic_write_bytes(report_path, json.dumps(report | source).encode())
         return large
 
     # -- what each stage trains and how it predicts ------------------------------------------------
