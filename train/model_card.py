@@ -24,6 +24,7 @@ from typing import Any
 
 from ipad_sdk.fileio import atomic_write_bytes, file_sha256
 from ipad_sdk.metadata import read_bundle_config
+from ipad_sdk.model.backbone import conv_stem_channels
 from ipad_sdk.model.flops import ipad_flops
 from train.evaluation import TABLE1
 
@@ -194,7 +195,7 @@ def render(
     hours = sum(r["seconds"] for r in log) / 3600
     epochs = ", ".join(f"{s} {cfg['epochs'][s]}" for s in cfg["stages"])
     stem = config.clip_config.get("stem", "patch")
-    stages = config.patch_size.bit_length() - 1  # stride-2 stages of the conv stem
+    stages = len(conv_stem_channels(config.width, config.patch_size)) if stem == "conv" else 0
     stem_text = (f" with a convolutional stem ({stages} stride-2 3x3 conv+BN+ReLU layers and a 1x1 "
                  "conv in place of the patchify conv)" if stem == "conv" else "")  # fmt: skip
     anchors = (
