@@ -23,7 +23,15 @@ from train.synth.scenes import procedural_scene
 
 
 def fake_synthesize(
-    label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+    label,
+    clean,
+    rng,
+    hard=False,
+    partner=None,
+    flare_patterns=(),
+    lamps=(),
+    screens=None,
+    wide_bands=0.0,
 ):
     image = clean.copy()
     h, w = image.shape[:2]
@@ -242,7 +250,15 @@ def test_end_to_end_with_real_generators(tmp_path, config):
 
 def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_path, monkeypatch):
     def flaky(
-        label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+        label,
+        clean,
+        rng,
+        hard=False,
+        partner=None,
+        flare_patterns=(),
+        lamps=(),
+        screens=None,
+        wide_bands=0.0,
     ):
         if label == "moire":
             raise RuntimeError("generator bug")
@@ -301,7 +317,15 @@ def test_hard_negatives_are_clean_references_of_screens_and_fusions(photo_dir, t
     calls = []
 
     def reference_differs(
-        label, clean, rng, hard=False, partner=None, flare_patterns=(), lamps=(), screens=None
+        label,
+        clean,
+        rng,
+        hard=False,
+        partner=None,
+        flare_patterns=(),
+        lamps=(),
+        screens=None,
+        wide_bands=0.0,
     ):
         calls.append(label)
         sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
@@ -387,3 +411,51 @@ def test_night_share_relights_items_of_every_class_and_off_changes_nothing(photo
             assert rec["params"]["synthesis"]["route"] == "night"
     day = [r for r in records if "night" not in r["params"]["synthesis"]]
     assert day and all(r["params"]["synthesis"].get("route") != "night" for r in day)
+
+
+def test_wide_bands_reach_moire_items_only_and_change_no_other_item(photo_dir, tmp_path):
+    """``--wide-bands F`` reaches the moire generator for moire items only (not for hard negatives
+    made from a moire reference), is part of the identity, and leaves every other item
+    byte-identical; the generators are stand-ins behind the real dispatch (``synthesize``)."""
+    import train.synth.flare
+    import train.synth.ghosting
+    import train.synth.moire
+
+    def stand_in(label):
+        def generator(clean, rng, hard=False, wide_bands=0.0, **_):
+            sample = fake_synthesize(label, clean, rng, hard)
+            params = {"wide_bands": wide_bands} if label == "moire" else {}
+            return Sample(sample.image, clean, sample.mask, label, params)
+
+        return generator
+
+    patch = pytest.MonkeyPatch()
+    for module, name in ((train.synth.flare, "flare"), (train.synth.ghosting, "ghosting"),
+                         (train.synth.moire, "moire")):  # fmt: skip
+        patch.setattr(module, f"synthesize_{name}", stand_in(name))
+    try:
+        extra = ("--n-clean", "8", "--hard-negatives", "0.5")
+        assert _build(photo_dir, tmp_path / "plain", *extra) == 0
+        assert _build(photo_dir, tmp_path / "wide", *extra, "--wide-bands", "0.5") == 0
+        with pytest.raises(SystemExit):
+            _build(photo_dir, tmp_path / "bad", "--wide-bands", "2")
+    finally:
+        patch.undo()
+    identity = json.loads((tmp_path / "wide" / "dataset.json").read_text())
+    assert identity["wide_bands"] == 0.5
+    assert "wide_bands" not in json.loads((tmp_path / "plain" / "dataset.json").read_text())
+    records = read_manifest(tmp_path / "wide")
+    moire = {r["id"] for r in records if r["label"] == "moire"}
+    negatives = [r for r in records if r["hard"] and r["label"] == "clean"]
+    assert len(moire) == 3 and negatives
+    for rec in records:
+        if rec["label"] == "moire":
+            assert rec["params"]["synthesis"]["wide_bands"] == 0.5
+    of_moire = [r for r in negatives if r["params"]["synthesis"]["hard_negative_of"] == "moire"]
+    assert of_moire
+    for rec in of_moire:
+        assert rec["params"]["synthesis"]["synthesis"]["wide_bands"] == 0.0
+    plain, wide = _digests(tmp_path / "plain"), _digests(tmp_path / "wide")
+    assert plain.keys() == wide.keys()
+    differ = {k for k in plain if plain[k] != wide[k]}
+    assert differ - {"dataset.json", "manifest.jsonl"} == {f"items/{i}.json" for i in moire}

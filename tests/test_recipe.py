@@ -107,3 +107,33 @@ def test_an_experiment_config_gets_the_dataset_it_trains_on(monkeypatch, tmp_pat
     want = recipe.dataset_argv([str(tmp_path / "photos")], "data/ipad-native-1024-screens", 2,
                                str(tmp_path), recipe.SCREENS_DATASET)  # fmt: skip
     assert calls[1][1] == want and calls[2][1] == "data/ipad-native-1024-screens"
+
+
+def test_the_bands_experiment_is_the_third_phase_with_wide_moire_bands(monkeypatch, tmp_path):
+    """``train/configs/bands-cpu.json`` trains exactly as the third phase (same start, stages,
+    epochs, seed) on the third phase's dataset settings plus ``--wide-bands 0.5``, in its own
+    folders, and make_dataset's parser accepts those arguments."""
+    from train.train import TrainConfig
+
+    parse_data_argv = recipe.make_dataset.main  # before _record replaces it
+    calls = _record(monkeypatch)
+    bands = recipe.ROOT / "train/configs/bands-cpu.json"
+    assert recipe.main(["--config", str(bands), "--clean", str(tmp_path / "nowhere"),
+                        "--photos", str(tmp_path / "photos"),
+                        "--flare-patterns", str(tmp_path)]) == 0  # fmt: skip
+    argv = calls[1][1]
+    screens = recipe.dataset_argv([str(tmp_path / "photos")], "data/ipad-native-1024-bands", 2,
+                                  str(tmp_path), recipe.SCREENS_DATASET)  # fmt: skip
+    assert argv == screens[:-2] + ["--wide-bands", "0.5"] + screens[-2:]
+    third = TrainConfig.load(recipe.ROOT / "train/configs/default-cpu-screens.json")
+    experiment = TrainConfig.load(bands)
+    differs = {k for k, v in vars(third).items() if vars(experiment)[k] != v}
+    assert differs == {"description", "data", "out"}
+    assert experiment.data != third.data and experiment.out != third.out
+
+    def stop_at_photo_search(cleans):
+        raise SystemExit("stop")
+
+    monkeypatch.setattr(recipe.make_dataset, "find_all_photos", stop_at_photo_search)
+    with pytest.raises(SystemExit, match="stop"):  # parsed and validated up to the photo search
+        parse_data_argv(argv)

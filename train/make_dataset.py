@@ -2,7 +2,7 @@
 
     python train/make_dataset.py --clean DIR [--clean DIR ...] --out DIR --n-per-class N --seed S
         [--n-clean N] [--size PX] [--workers W] [--flare-patterns DIR] [--hard-fraction F]
-        [--hard-negatives F] [--splits test,...]
+        [--hard-negatives F] [--night F] [--screens F] [--wide-bands F] [--splits test,...]
 
 ``--clean procedural:N`` uses N procedural scenes instead of photos (no files needed); several
 ``--clean`` folders are pooled (photo names must not repeat). ``--hard-negatives F`` makes that
@@ -81,6 +81,7 @@ class Settings:
     hard_negatives: float = 0.0  # share of clean items that are an artifact's clean reference
     night: float = 0.0  # share of the items of every class relit as night scenes
     screens: float | None = None  # moire's share of frame-filling screens (None: its default)
+    wide_bands: float = 0.0  # moire items' share of wide low-frequency bands
 
     def identity(self) -> dict[str, Any]:
         """What defines the dataset (a rerun with the same identity resumes it)."""
@@ -94,7 +95,7 @@ class Settings:
             {"hard_negatives": self.hard_negatives} if self.hard_negatives else {}
         ) | ({"night": self.night} if self.night else {}) | (
             {"screens": self.screens} if self.screens is not None else {}
-        )  # fmt: skip
+        ) | ({"wide_bands": self.wide_bands} if self.wide_bands else {})  # fmt: skip
 
 
 def _digest(path: str | None) -> str:
@@ -253,6 +254,7 @@ def make_item(spec: ItemSpec) -> dict[str, Any]:
             _flare_patterns(),
             lamps,
             screens=settings.screens,
+            wide_bands=settings.wide_bands,
         )
         image, mask, params = sample.image, sample.mask, sample.params
     if night:
@@ -377,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screens", type=float,
                         help="moire items' (and their hard negatives') share of frame-filling "
                              "screens (default: the generator's 0.3)")  # fmt: skip
+    parser.add_argument("--wide-bands", type=float, default=0.0,
+                        help="share of moire items drawn as wide low-frequency rainbow bands "
+                             "(hard negatives are unchanged)")  # fmt: skip
     parser.add_argument("--flare-patterns", help="folder of flare renders on black (second route)")
     parser.add_argument("--splits", help="comma-separated splits to make (default: all)")
     parser.add_argument("--quiet", action="store_true")
@@ -392,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--night must be in 0..1")
     if args.screens is not None and not 0.0 <= args.screens <= 1.0:
         parser.error("--screens must be in 0..1")
+    if not 0.0 <= args.wide_bands <= 1.0:
+        parser.error("--wide-bands must be in 0..1")
     photos, skipped = find_all_photos(tuple(args.clean))
     for _, error in skipped:
         print(f"make_dataset: skipping unreadable input {error}")
@@ -410,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         n_clean=args.n_clean if args.n_clean is not None else (3 * args.n_per_class) // 2,
         seed=args.seed, size=args.size, hard_fraction=args.hard_fraction, flare_patterns=patterns,
         splits=splits, hard_negatives=args.hard_negatives, night=args.night,
-        screens=args.screens,
+        screens=args.screens, wide_bands=args.wide_bands,
     )  # fmt: skip
     summary = build(settings, args.workers, progress=not args.quiet)
     summary["skipped_inputs"] = [{"name": n, "error": e} for n, e in skipped]

@@ -48,13 +48,17 @@ NIGHT_DATASET = DATASET | {"night": 0.35}
 #: photo stays in the split it had in the earlier phases), with 65 % of the moire items and their
 #: hard negatives frame-filling screens (photos of monitors and TVs, as users' moire mostly is)
 SCREENS_DATASET = NIGHT_DATASET | {"n_per_class": 900, "n_clean": 1400, "screens": 0.65}
+#: an experiment's dataset: the third phase's, with half of the moire items drawn as wide
+#: low-frequency rainbow bands (every other item identical)
+BANDS_DATASET = SCREENS_DATASET | {"wide_bands": 0.5}
 #: the default model's phases: (config, its dataset); a phase starts from the one before
 #: (its config's ``init``)
 PHASES = (("train/configs/default-cpu.json", DATASET),
           ("train/configs/default-cpu-night.json", NIGHT_DATASET),
           ("train/configs/default-cpu-screens.json", SCREENS_DATASET))  # fmt: skip
 #: configs that are not phases of the default model but train on a phase's dataset
-EXPERIMENTS = (("train/configs/hires-cpu.json", SCREENS_DATASET),)
+EXPERIMENTS = (("train/configs/hires-cpu.json", SCREENS_DATASET),
+               ("train/configs/bands-cpu.json", BANDS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
@@ -70,6 +74,8 @@ def dataset_argv(
         argv += ["--night", str(dataset["night"])]
     if dataset.get("screens") is not None:
         argv += ["--screens", str(dataset["screens"])]
+    if dataset.get("wide_bands"):
+        argv += ["--wide-bands", str(dataset["wide_bands"])]
     return argv + (["--flare-patterns", patterns] if patterns else [])
 
 

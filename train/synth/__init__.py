@@ -25,11 +25,13 @@ def synthesize(
     flare_patterns: Sequence[np.ndarray] = (),
     lamps: Sequence[dict[str, Any]] = (),
     screens: float | None = None,
+    wide_bands: float = 0.0,
 ) -> Sample:
     """Make one ``label`` artifact on ``clean``. ``partner`` is another photo of the same split
     (screen content for moire, object donor for ghosting); ``flare_patterns`` enable the flare
     generator's pattern route; ``lamps`` (of a night scene) its night route; ``screens`` is the
-    moire generator's share of frame-filling screens (None: its default)."""
+    moire generator's share of frame-filling screens (None: its default), ``wide_bands`` its share
+    of wide low-frequency bands."""
     if label == "flare":
         from .flare import synthesize_flare
 
@@ -40,9 +42,10 @@ def synthesize(
         from .moire import synthesize_moire
 
         content = partner if partner is not None and rng.random() < PHOTO_CONTENT_P else None
-        if screens is None:
-            return synthesize_moire(clean, rng, hard=hard, content=content)
-        return synthesize_moire(clean, rng, hard=hard, content=content, full_frame=screens)
+        frame = {} if screens is None else {"full_frame": screens}
+        return synthesize_moire(
+            clean, rng, hard=hard, content=content, wide_bands=wide_bands, **frame
+        )
     if label == "ghosting":
         from .ghosting import synthesize_ghosting
 

@@ -52,14 +52,22 @@ display's coordinates (curved by the perspective) plus smooth warps and a quadra
 beat's phase is shifted per colour channel by 0.6-2.1 rad (rainbow bands). M = the screen times a
 random linear ramp (hard: and the blob); phi as above.
 
+Wide bands (``wide_bands``, default 0: off)
+------------------------------------------
+That share of the items takes the grating route with beat periods log-uniform in
+``WIDE_PERIODS`` (30-160 output px) whatever ``hard`` is: the broad, curved rainbow bands of a
+screen shot at a pitch close to the sensor's, the commonest moire in real captures, and wide
+enough to survive the model's 4x downscale (the periods above are the fine stripes it erases).
+The mask rule's box scales with the period (``_mask_box``) so that the bands count.
+
 Mask rule
 ---------
 ``d = image - reference`` per channel, high-passed (minus its 15 px box mean: periods up to ~40 px
-count); its energy summed over channels and averaged over a 15 px box gives the local RMS
-contrast. Screen pixels (coverage >= 0.5) with RMS >= ``CONTRAST_RMS`` = VISIBLE_DELTA /
-(2 sqrt 2) ~ 2.1 levels (a sinusoid of that RMS swings VISIBLE_DELTA peak to peak) are closed
-(5x5), hole-filled and clipped to the screen, then united with :func:`common.visible_mask`, so
-every pixel changed by >= VISIBLE_DELTA is in the mask.
+count; wide bands: a box of period / 2.5 px); its energy summed over channels and averaged over
+the same box gives the local RMS contrast. Screen pixels (coverage >= 0.5) with RMS >=
+``CONTRAST_RMS`` = VISIBLE_DELTA / (2 sqrt 2) ~ 2.1 levels (a sinusoid of that RMS swings
+VISIBLE_DELTA peak to peak) are closed (5x5), hole-filled and clipped to the screen, then united
+with :func:`common.visible_mask`, so every pixel changed by >= VISIBLE_DELTA is in the mask.
 
 Cost (one core, measured): 768x512 ~0.27 s mean (hard ~0.15 s, 0.8 s max with a redraw);
 4096x2731 ~1-5 s for a placed screen, ~8-11 s when the screen fills the frame (k = 1, S = 2:
@@ -99,6 +107,15 @@ _TO_SRGB8 = to_uint8(linear_to_srgb(np.arange(65536) / 65535.0))  # 16-bit linea
 
 #: default share of screens that fill the whole frame (a photo of a monitor or TV)
 FULL_FRAME_P = 0.3
+#: beat periods (output px) of the wide-band variant (log-uniform)
+WIDE_PERIODS = (30.0, 160.0)
+_MASK_BOX = 15  # the mask rule's box (px) for the fine patterns
+
+
+def _mask_box(period: float | None) -> int:
+    """The mask rule's box (px): 15, or period / 2.5 for wide bands (periods up to ~2.5 x box
+    survive its high pass)."""
+    return _MASK_BOX if period is None else max(_MASK_BOX, math.ceil(period / 2.5))
 
 
 def _linear(image: np.ndarray) -> np.ndarray:
@@ -466,9 +483,13 @@ def _close5(x: np.ndarray) -> np.ndarray:
 
 
 def _moire_mask(
-    reference: np.ndarray, image: np.ndarray, screen: np.ndarray, box: tuple[int, int, int, int]
+    reference: np.ndarray,
+    image: np.ndarray,
+    screen: np.ndarray,
+    box: tuple[int, int, int, int],
+    size: int = _MASK_BOX,
 ) -> np.ndarray:
-    """The mask (see module docstring), full-size bool."""
+    """The mask (see module docstring) with the high-pass and RMS box ``size``, full-size bool."""
     hh, ww = image.shape[:2]
     m = 8  # > visible_mask's closing so cropping does not change it
     r0, r1, c0, c1 = (
@@ -478,7 +499,7 @@ def _moire_mask(
         min(ww, box[3] + m),
     )
     ref, img = reference[r0:r1, c0:c1], image[r0:r1, c0:c1]
-    rms = _local_rms(img, ref)
+    rms = _local_rms(img, ref, size)
     scr = screen[r0:r1, c0:c1]
     pat = (rms >= CONTRAST_RMS) & scr
     if pat.any():
@@ -569,11 +590,20 @@ def _draw_display(rng: np.random.Generator, retry: bool) -> dict[str, Any]:
 
 
 def _gratings(
-    rng: np.random.Generator, u: np.ndarray, v: np.ndarray, pitch: float, hard: bool
+    rng: np.random.Generator,
+    u: np.ndarray,
+    v: np.ndarray,
+    pitch: float,
+    hard: bool,
+    wide: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Procedural interference pattern (H x W x 3, mean ~1) in display coordinates."""
+    """Procedural interference pattern (H x W x 3, mean ~1) in display coordinates; ``wide``:
+    beat periods from :data:`WIDE_PERIODS`."""
     f0 = float(rng.uniform(0.3, 0.8))  # carrier, cycles per output pixel (point-sampled: aliases)
-    period = float(rng.uniform(5, 14) if hard else rng.uniform(10, 40))  # beat, output pixels
+    if wide:  # beat, output pixels
+        period = float(np.exp(rng.uniform(*np.log(WIDE_PERIODS))))
+    else:
+        period = float(rng.uniform(5, 14) if hard else rng.uniform(10, 40))
     theta = float(rng.uniform(0, math.pi))
     n = 3 if rng.random() < 0.4 else 2
     k0 = f0 * pitch  # cycles per display pixel
@@ -664,13 +694,16 @@ def _camera_render(
     return base, rend
 
 
-def _beat_level(full_lin: np.ndarray, ref_lin: np.ndarray, alpha: np.ndarray, q: float) -> float:
+def _beat_level(
+    full_lin: np.ndarray, ref_lin: np.ndarray, alpha: np.ndarray, q: float, size: int = _MASK_BOX
+) -> float:
     """Quantile ``q`` over the screen of the beat contrast (local RMS, 8-bit levels) between two
-    linear renders, on 2x2 block means (the resolved pixel lattice dropped)."""
+    linear renders, on 2x2 block means (the resolved pixel lattice dropped); ``size`` is the mask
+    rule's box at full resolution."""
     inside = _half(alpha) >= 0.999
     if not inside.any():
         return 0.0
-    rms = _local_rms(_srgb8(_half(full_lin)), _srgb8(_half(ref_lin)), 8)
+    rms = _local_rms(_srgb8(_half(full_lin)), _srgb8(_half(ref_lin)), (size + 1) // 2)
     return float(np.quantile(rms[inside], q))
 
 
@@ -681,18 +714,21 @@ def synthesize_moire(
     hard: bool = False,
     content: np.ndarray | None = None,
     full_frame: float = FULL_FRAME_P,
+    wide_bands: float = 0.0,
 ) -> Sample:
     """A photo of a screen showing ``content`` with moire, and its alias-free reference; the
-    screen fills the frame with probability ``full_frame``.
+    screen fills the frame with probability ``full_frame``, the moire is wide bands with
+    probability ``wide_bands`` (0 draws nothing, so other items are unchanged).
 
     See the module docstring for the model, parameter ranges and the mask rule.
     """
     clean = _rgb(clean)
     content = None if content is None else _rgb(content)
     hh, ww = clean.shape[:2]
-    route = "display" if rng.random() < 0.7 else "grating"
+    wide = wide_bands > 0 and rng.random() < wide_bands
+    route = "display" if rng.random() < 0.7 and not wide else "grating"
     full = rng.random() < full_frame
-    params: dict[str, Any] = {"route": route, "hard": hard}
+    params: dict[str, Any] = {"route": route, "hard": hard} | ({"bands": "wide"} if wide else {})
     found = None if full else detect_screen(clean)
     if full:
         want = ww / hh * float(rng.uniform(0.8, 1.25))  # a display shaped like the frame
@@ -795,13 +831,14 @@ def synthesize_moire(
         if route == "display":  # N of Eq. 1: the raw camera render; M: the screen
             full_lin = base + rend["E"]
         else:  # N: reference times the gratings; M: the screen times a smooth ramp
-            pat, gp = _gratings(rng, u, v, p, hard)
+            pat, gp = _gratings(rng, u, v, p, hard, wide)
             env_dir = float(rng.uniform(0, 2 * math.pi))
             env_lo = float(rng.uniform(0.0, 1.0))
             un = (u / nx - 0.5) * math.cos(env_dir) + (v / ny - 0.5) * math.sin(env_dir)
             m = (alpha[..., 0] * np.clip(env_lo + (1 - env_lo) * (0.5 + un), 0, 1))[..., None]
             full_lin = ref_lin * (1 - m) + np.clip(ref_lin * pat, 0, 1) * m
             info.update(grating=gp, envelope={"dir": env_dir, "low": env_lo})
+        size = _mask_box(info["grating"]["beat_period"] if wide else None)
         if hard:  # subtle moire is local: M also holds a smooth blob on the screen
             cu, cv = (float(x) for x in rng.uniform(0.2, 0.8, 2))
             rad = float(rng.uniform(0.15, 0.4))
@@ -814,10 +851,10 @@ def synthesize_moire(
         scr_frac = float(screen.mean())
         if hard:  # scale phi so that the pattern is just above the contrast threshold
             q = float(np.clip(1 - 0.02 / max(scr_frac, 1e-6), 0.5, 0.97))
-            level = _beat_level(full_lin, ref_lin, rend["alpha"], q)
+            level = _beat_level(full_lin, ref_lin, rend["alpha"], q, size)
             phi = float(rng.uniform(1.1, 1.6)) * CONTRAST_RMS / max(level, 1e-6)
         else:  # clearly visible beats: half the screen at >= 1.8x the threshold, if possible
-            level = _beat_level(full_lin, ref_lin, rend["alpha"], 0.5)
+            level = _beat_level(full_lin, ref_lin, rend["alpha"], 0.5, size)
             phi = max(float(rng.uniform(0.55, 1.0)), 1.8 * CONTRAST_RMS / max(level, 1e-6))
         phi = float(np.clip(phi, 0.05, 1.0))
         reference = clean.copy()
@@ -825,7 +862,7 @@ def synthesize_moire(
         for _ in range(4):  # hard: raise phi until the pattern is visible somewhere
             image = clean.copy()
             image[r0:r1, c0:c1] = _srgb8(ref_lin + phi * (full_lin - ref_lin))
-            mask = _moire_mask(reference, image, screen, box)
+            mask = _moire_mask(reference, image, screen, box, size)
             frac = float(mask.mean())
             if not hard or frac >= min_frac or phi >= 1.0:
                 break
