@@ -87,6 +87,8 @@ def test_default_phases_run_in_order_each_on_its_dataset(monkeypatch, tmp_path):
     assert second[second.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
     assert third[third.index("--night") + 1] == str(recipe.NIGHT_DATASET["night"])
     assert third[third.index("--screens") + 1] == str(recipe.SCREENS_DATASET["screens"])
+    assert third[third.index("--wide-bands") + 1] == str(recipe.BANDS_DATASET["wide_bands"])
+    assert "--wide-bands" not in first + second
     # the same seed in every phase: each photo keeps its split, so no phase trains on a test photo
     assert {first[first.index("--seed") + 1], second[second.index("--seed") + 1],
             third[third.index("--seed") + 1]} == {str(recipe.DATASET["seed"])}  # fmt: skip
@@ -109,31 +111,36 @@ def test_an_experiment_config_gets_the_dataset_it_trains_on(monkeypatch, tmp_pat
     assert calls[1][1] == want and calls[2][1] == "data/ipad-native-1024-screens"
 
 
-def test_the_bands_experiment_is_the_third_phase_with_wide_moire_bands(monkeypatch, tmp_path):
-    """``train/configs/bands-cpu.json`` trains exactly as the third phase (same start, stages,
-    epochs, seed) on the third phase's dataset settings plus ``--wide-bands 0.5``, in its own
-    folders, and make_dataset's parser accepts those arguments."""
+def test_the_third_phase_is_the_screens_experiment_plus_wide_moire_bands(monkeypatch, tmp_path):
+    """The third phase (``train/configs/default-cpu-bands.json``) trains exactly as the config it
+    replaced, now an experiment (same start, stages, epochs, seed), on that config's dataset
+    settings plus ``--wide-bands 0.5``, in its own folders; make_dataset's parser accepts them."""
     from train.train import TrainConfig
 
     parse_data_argv = recipe.make_dataset.main  # before _record replaces it
     calls = _record(monkeypatch)
-    bands = recipe.ROOT / "train/configs/bands-cpu.json"
-    assert recipe.main(["--config", str(bands), "--clean", str(tmp_path / "nowhere"),
-                        "--photos", str(tmp_path / "photos"),
-                        "--flare-patterns", str(tmp_path)]) == 0  # fmt: skip
-    argv = calls[1][1]
-    screens = recipe.dataset_argv([str(tmp_path / "photos")], "data/ipad-native-1024-bands", 2,
-                                  str(tmp_path), recipe.SCREENS_DATASET)  # fmt: skip
-    assert argv == screens[:-2] + ["--wide-bands", "0.5"] + screens[-2:]
-    third = TrainConfig.load(recipe.ROOT / "train/configs/default-cpu-screens.json")
-    experiment = TrainConfig.load(bands)
-    differs = {k for k, v in vars(third).items() if vars(experiment)[k] != v}
+    bands = recipe.ROOT / "train/configs/default-cpu-bands.json"
+    screens = recipe.ROOT / "train/configs/default-cpu-screens.json"
+    assert recipe.PHASES[-1] == ("train/configs/default-cpu-bands.json", recipe.BANDS_DATASET)
+    assert ("train/configs/default-cpu-screens.json", recipe.SCREENS_DATASET) in recipe.EXPERIMENTS
+    for config in (bands, screens):
+        assert recipe.main(["--config", str(config), "--clean", str(tmp_path / "nowhere"),
+                            "--photos", str(tmp_path / "photos"),
+                            "--flare-patterns", str(tmp_path)]) == 0  # fmt: skip
+    with_bands, without = calls[1][1], calls[6][1]
+    assert without == recipe.dataset_argv([str(tmp_path / "photos")],
+                                          "data/ipad-native-1024-screens", 2, str(tmp_path),
+                                          recipe.SCREENS_DATASET)  # fmt: skip
+    out = without.index("--out") + 1
+    want = without[:out] + ["data/ipad-native-1024-bands"] + without[out + 1 : -2]
+    assert with_bands == want + ["--wide-bands", "0.5"] + without[-2:]
+    third, before = TrainConfig.load(bands), TrainConfig.load(screens)
+    differs = {k for k, v in vars(before).items() if vars(third)[k] != v}
     assert differs == {"description", "data", "out"}
-    assert experiment.data != third.data and experiment.out != third.out
 
     def stop_at_photo_search(cleans):
         raise SystemExit("stop")
 
     monkeypatch.setattr(recipe.make_dataset, "find_all_photos", stop_at_photo_search)
     with pytest.raises(SystemExit, match="stop"):  # parsed and validated up to the photo search
-        parse_data_argv(argv)
+        parse_data_argv(with_bands)

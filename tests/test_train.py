@@ -453,3 +453,20 @@ def test_every_set_option_counts(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         trainer.main(["--config", "c.json", "--set", "seed=3", "--set", "out=runs/x", "lr=0.1"])
     assert seen["seed"] == 3 and seen["out"] == "runs/x" and seen["lr"] == 0.1
+
+
+def test_model_card_data_line_names_each_data_option_it_was_built_with(tmp_path):
+    from train import model_card
+
+    dataset = {"builder": 2, "photos": {"a.jpg": "x", "b.jpg": "y"}, "n_clean": 14,
+               "n_per_class": 9, "size": 1024, "hard_fraction": 0.3}  # fmt: skip
+    sizes = {"train": 40, "val": 6, "test": 5}
+    plain = " ".join(model_card._data_lines(tmp_path, dataset, sizes))
+    assert "night" not in plain and "frame-filling" not in plain and "bands" not in plain
+    assert "2 clean photos" in plain and "14 clean + 9 per artifact" in plain
+    full = dataset | {"night": 0.35, "screens": 0.65, "wide_bands": 0.5}
+    text = " ".join(model_card._data_lines(tmp_path, full, sizes))
+    assert "35 % of every class's images relit" in text
+    assert "65 % of the moire images (and of their hard negatives) frame-filling" in text
+    assert "50 % of the moire images wide low-frequency rainbow bands" in text
+    assert text.endswith("40 train / 6 val / 5 test.")

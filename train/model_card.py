@@ -128,6 +128,12 @@ def _data_lines(data: Path, dataset: dict[str, Any], split_sizes: dict[str, int]
             if dataset.get("screens") is not None
             else ""
         )  # fmt: skip
+        + (
+            f", {round(100 * dataset['wide_bands'])} % of the moire images wide low-frequency "
+            "rainbow bands (beat periods 30-160 px)"
+            if dataset.get("wide_bands")
+            else ""
+        )  # fmt: skip
         + "; split by source photo: "
         f"{split_sizes['train']} train / {split_sizes['val']} val / {split_sizes['test']} test.",
     ]

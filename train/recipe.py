@@ -7,18 +7,21 @@ ONNX export, for each phase, every step resumable (a rerun continues where a kil
 1. ``train/fetch_photos.py``: the Debian full-resolution photographs (SHA-256 checked).
 2. per phase, ``train/make_dataset.py``: artifacts rendered at 1,024 px on the long side (the
    scale of real captures as users upload them) from those photos and ``--clean``, with hard
-   negatives (the second phase: and night scenes; the third: and frame-filling screens);
+   negatives (the second phase: and night scenes; the third: and frame-filling screens, half of
+   their moire in wide low-frequency bands);
 3. ``train/train.py --resume``: the config's stages (checkpoint after every epoch);
 4. ``ipad export onnx``: FP32 and INT8 ONNX beside the bundle, with the parity check.
 
 The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random init (about 1.3 h
 on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
 its model and trains on in stage III on data with night scenes (0.63 h after 30 min of data);
-``train/configs/default-cpu-screens.json`` starts from that one and trains on in stage III on more
-data with frame-filling moire screens (0.35 h after 20 min of data). ``--config`` runs only the
-given configs (``train/configs/default-gpu.json`` is the first phase on one CUDA GPU with more
-epochs; ``train/configs/hires-cpu.json``, an experiment that did not beat the third phase, grows
-its model to 1,024-px input with ``train/grow.py`` and trains on, on the third phase's data).
+``train/configs/default-cpu-bands.json`` starts from that one and trains on in stage III on more
+data with frame-filling moire screens, half of them wide rainbow bands (0.30 h after 20 min of
+data). ``--config`` runs only the given configs (``train/configs/default-gpu.json`` is the first
+phase on one CUDA GPU with more epochs; experiments, each on the data it was measured on:
+``train/configs/default-cpu-screens.json``, the third phase before the wide bands, and
+``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
+and trains on).
 The data settings below are part of the recipe.
 """
 
@@ -44,21 +47,21 @@ SHARED = ROOT.parent / "shared" / "data"
 DATASET = {"n_per_class": 700, "n_clean": 1100, "hard_negatives": 0.3, "size": 1024, "seed": 0}
 #: the second phase's dataset: the same, with 35 % of every class's items relit as night scenes
 NIGHT_DATASET = DATASET | {"night": 0.35}
-#: the third phase's dataset: the night data grown by 200 items per class (same seed, so every
-#: photo stays in the split it had in the earlier phases), with 65 % of the moire items and their
-#: hard negatives frame-filling screens (photos of monitors and TVs, as users' moire mostly is)
+#: the night data grown by 200 items per class (same seed, so every photo stays in the split it
+#: had in the earlier phases), with 65 % of the moire items and their hard negatives
+#: frame-filling screens (photos of monitors and TVs, as users' moire mostly is)
 SCREENS_DATASET = NIGHT_DATASET | {"n_per_class": 900, "n_clean": 1400, "screens": 0.65}
-#: an experiment's dataset: the third phase's, with half of the moire items drawn as wide
-#: low-frequency rainbow bands (every other item identical)
+#: the third phase's dataset: the same with half of the moire items drawn as wide low-frequency
+#: rainbow bands (every other item identical), the commonest moire of real screen photos
 BANDS_DATASET = SCREENS_DATASET | {"wide_bands": 0.5}
 #: the default model's phases: (config, its dataset); a phase starts from the one before
 #: (its config's ``init``)
 PHASES = (("train/configs/default-cpu.json", DATASET),
           ("train/configs/default-cpu-night.json", NIGHT_DATASET),
-          ("train/configs/default-cpu-screens.json", SCREENS_DATASET))  # fmt: skip
-#: configs that are not phases of the default model but train on a phase's dataset
-EXPERIMENTS = (("train/configs/hires-cpu.json", SCREENS_DATASET),
-               ("train/configs/bands-cpu.json", BANDS_DATASET))  # fmt: skip
+          ("train/configs/default-cpu-bands.json", BANDS_DATASET))  # fmt: skip
+#: configs that are not phases of the default model, each with the dataset it trains on
+EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
+               ("train/configs/hires-cpu.json", SCREENS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
