@@ -459,3 +459,50 @@ def test_wide_bands_reach_moire_items_only_and_change_no_other_item(photo_dir, t
     assert plain.keys() == wide.keys()
     differ = {k for k in plain if plain[k] != wide[k]}
     assert differ - {"dataset.json", "manifest.jsonl"} == {f"items/{i}.json" for i in moire}
+
+
+def test_native_crop_is_a_1_to_2x_window_holding_an_artifact_pixel():
+    from train.dataset import native_crop
+
+    h, w, side = 300, 700, 64
+    image = np.stack(np.mgrid[0:h, 0:w], axis=-1)  # each pixel holds its (row, column)
+    mask = np.zeros((h, w), bool)
+    mask[250:256, 600:605] = True  # a small artifact near a corner
+    sides = set()
+    for seed in range(60):
+        crop, window = native_crop(image, mask, np.random.default_rng(seed), side)
+        assert crop.shape[:2] == window.shape and window.shape[0] == window.shape[1]
+        assert side <= window.shape[0] <= 2 * side
+        assert window.any(), seed  # the artifact is in the window
+        sides.add(window.shape[0])
+        n = window.shape[0]  # a 1:1 window: contiguous rows, columns contiguous or mirrored
+        assert set(np.diff(crop[:, 0, 0])) == {1} and len(set(crop[:, :, 0].T.ravel())) == n
+        assert set(np.diff(crop[0, :, 1])) in ({1}, {-1})
+        assert np.array_equal(window, mask[crop[..., 0], crop[..., 1]])  # the mask moved with it
+    assert len(sides) > 10  # sizes spread over the range
+    clean = np.zeros((h, w), bool)
+    crop, window = native_crop(image, clean, np.random.default_rng(0), side)
+    assert not window.any() and side <= window.shape[0] <= 2 * side
+    small = np.zeros((40, 50, 3), np.uint8)
+    crop, _ = native_crop(small, np.zeros((40, 50), bool), np.random.default_rng(0), side)
+    assert crop.shape == (40, 40, 3)  # clipped to the image
+
+
+def test_training_augment_mixes_native_windows_with_the_basic_crop():
+    from train.dataset import training_augment
+
+    assert training_augment(0.0, 64) is random_flip_crop
+    with pytest.raises(ValueError, match="native_share"):
+        training_augment(1.5, 64)
+    image = np.zeros((400, 600, 3), np.uint8)
+    mask = np.zeros((400, 600), bool)
+    mixed = training_augment(0.5, 64)
+    native = 0
+    for seed in range(200):
+        crop, _ = mixed(image, mask, np.random.default_rng(seed))
+        if crop.shape[0] <= 128:  # random_flip_crop keeps >= 80 % per side: >= 320 rows
+            native += 1
+            assert crop.shape[0] == crop.shape[1] >= 64
+        else:
+            assert crop.shape[0] >= 320 and crop.shape[1] >= 480
+    assert 70 <= native <= 130  # about half (binomial, n=200: +-4 sd)

@@ -144,3 +144,22 @@ def test_the_third_phase_is_the_screens_experiment_plus_wide_moire_bands(monkeyp
     monkeypatch.setattr(recipe.make_dataset, "find_all_photos", stop_at_photo_search)
     with pytest.raises(SystemExit, match="stop"):  # parsed and validated up to the photo search
         parse_data_argv(with_bands)
+
+
+@pytest.mark.parametrize("path,dataset", recipe.PHASES + recipe.EXPERIMENTS)
+def test_every_config_of_the_recipe_gets_its_own_dataset_settings(
+    monkeypatch, tmp_path, path, dataset
+):
+    """Each phase and experiment config, run alone, builds (or finds) the data its ``data`` folder
+    names with the settings listed beside it, and each data folder has one set of settings."""
+    calls = _record(monkeypatch)
+    assert recipe.main(["--config", str(recipe.ROOT / path), "--clean", str(tmp_path / "none"),
+                        "--photos", str(tmp_path / "photos"),
+                        "--flare-patterns", str(tmp_path)]) == 0  # fmt: skip
+    cfg = recipe.trainer.TrainConfig.load(recipe.ROOT / path)
+    want = recipe.dataset_argv([str(tmp_path / "photos")], cfg.data, 2, str(tmp_path), dataset)
+    assert calls[1][1] == want and calls[2][1] == cfg.data
+    folders: dict[str, dict] = {}
+    for other, settings in recipe.PHASES + recipe.EXPERIMENTS:
+        data = recipe.trainer.TrainConfig.load(recipe.ROOT / other).data
+        assert folders.setdefault(data, settings) == settings, (other, data)

@@ -470,3 +470,22 @@ def test_model_card_data_line_names_each_data_option_it_was_built_with(tmp_path)
     assert "65 % of the moire images (and of their hard negatives) frame-filling" in text
     assert "50 % of the moire images wide low-frequency rainbow bands" in text
     assert text.endswith("40 train / 6 val / 5 test.")
+
+
+def test_native_crops_setting_reaches_the_training_items_only(tiny_data, tmp_path):
+    """``native_crops=1``: the training set's augmentation returns square native-scale windows of
+    image_size to twice that (here 64-128 px of a 400x600 image); 0 keeps the basic crop (>= 80 %
+    per side); validation and test items are never augmented."""
+    from train.dataset import random_flip_crop
+
+    plain = Trainer(_config(tiny_data, tmp_path / "a"))
+    native = Trainer(_config(tiny_data, tmp_path / "b", native_crops=1.0))
+    assert plain.train_set.augment is random_flip_crop
+    image, mask = np.zeros((400, 600, 3), np.uint8), np.zeros((400, 600), bool)
+    for seed in range(20):
+        crop, window = native.train_set.augment(image, mask, np.random.default_rng(seed))
+        assert crop.shape[0] == crop.shape[1] == window.shape[0] and 64 <= crop.shape[0] <= 128
+    for trainer in (plain, native):
+        assert trainer.val_set.augment is None and trainer.test_set.augment is None
+    with pytest.raises(ValueError, match="native_share"):
+        Trainer(_config(tiny_data, tmp_path / "c", native_crops=2.0))

@@ -168,12 +168,56 @@ def random_flip_crop(
     )
 
 
+def native_crop(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A square window of ``side`` to ``2 * side`` px (clipped to the image) after a horizontal
+    flip (p=0.5): the model, which shrinks its input to ``side``, then sees the pixels at 1:1 to
+    1:2 scale instead of the whole photo shrunk. When the mask has pixels the window holds one of
+    them, drawn uniformly, so an artifact item's window shows its artifact and keeps its label."""
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    h, w = mask.shape
+    crop = min(h, w, int(side * rng.uniform(1.0, 2.0)))
+    ys, xs = np.nonzero(mask)
+    if len(ys):
+        pick = int(rng.integers(len(ys)))
+        cy, cx = int(ys[pick]), int(xs[pick])
+        y = int(rng.integers(max(0, cy - crop + 1), min(cy, h - crop) + 1))
+        x = int(rng.integers(max(0, cx - crop + 1), min(cx, w - crop) + 1))
+    else:
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    return (
+        np.ascontiguousarray(image[y : y + crop, x : x + crop]),
+        np.ascontiguousarray(mask[y : y + crop, x : x + crop]),
+    )
+
+
+def training_augment(native_share: float, side: int) -> Augment:
+    """:func:`native_crop` for ``native_share`` of the items, :func:`random_flip_crop` otherwise."""
+    if not 0.0 <= native_share <= 1.0:
+        raise ValueError(f"native_share must be in 0..1, got {native_share}")
+    if native_share == 0.0:
+        return random_flip_crop
+
+    def augment(
+        image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if rng.random() < native_share:
+            return native_crop(image, mask, rng, side)
+        return random_flip_crop(image, mask, rng)
+
+    return augment
+
+
 __all__ = [
     "DATASET_FORMAT",
     "DEFAULT_CLASSES",
     "IpadDataset",
     "assign_splits",
+    "native_crop",
     "random_flip_crop",
+    "training_augment",
     "read_manifest",
     "split_leaks",
 ]

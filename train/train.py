@@ -46,7 +46,7 @@ from ipad_sdk.metadata import DEFAULT_CLASSES
 from ipad_sdk.model import IpadClip, model_config, save_bundle
 from ipad_sdk.model.backbone import create_clip, import_open_clip
 from ipad_sdk.model.network import random_anchors
-from train.dataset import IpadDataset, random_flip_crop
+from train.dataset import IpadDataset, training_augment
 from train.evaluation import evaluation_metrics
 from train.losses import ipad_loss
 from train.prompts import PromptLearner
@@ -84,6 +84,9 @@ class TrainConfig:
     #: side of the pixel maps the losses and validation metrics use (default: image_size); the
     #: maps are the patch grid upsampled, so a large input needs no larger loss maps
     map_size: int | None = None
+    #: share of training items seen as a native-scale window (``train.dataset.native_crop``:
+    #: 1:1 to 1:2 pixels, holding a mask pixel) instead of the whole image shrunk
+    native_crops: float = 0.0
     n_adapt: int = 6
     feature_layers: list[int] | str | None = None  # None: 4 evenly spaced; "last": last block
     beta: float = 0.1
@@ -193,7 +196,8 @@ class Trainer:
         self.heads = nn.ModuleDict({"cls": nn.Linear(dim, k), "seg": nn.Linear(dim, k)})
         self.heads.to(self.device)
         self.free_anchors = nn.Parameter(random_anchors(k, dim, cfg.seed).to(self.device))
-        self.train_set = IpadDataset(cfg.data, "train", config, augment=random_flip_crop,
+        augment = training_augment(cfg.native_crops, config.image_size)
+        self.train_set = IpadDataset(cfg.data, "train", config, augment=augment,
                                      seed=cfg.seed, mask_size=cfg.map_size)  # fmt: skip
         self.val_set = IpadDataset(cfg.data, "val", config, mask_size=cfg.map_size)
         self.test_set = IpadDataset(cfg.data, "test", config, mask_size=cfg.map_size)
