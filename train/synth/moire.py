@@ -56,8 +56,9 @@ Wide bands (``wide_bands``, default 0: off)
 ------------------------------------------
 That share of the items takes the grating route with beat periods log-uniform in
 ``WIDE_PERIODS`` (30-160 output px) whatever ``hard`` is: the broad, curved rainbow bands of a
-screen shot at a pitch close to the sensor's, the commonest moire in real captures, and wide
-enough to survive the model's 4x downscale (the periods above are the fine stripes it erases).
+screen shot at a pitch close to the sensor's, the commonest moire of the real screen photos we
+compared with, and wide enough to survive the model's 4x downscale (the routes above draw finer
+beats, which it mostly erases).
 The mask rule's box scales with the period (``_mask_box``) so that the bands count.
 
 Mask rule
