@@ -23,16 +23,8 @@ from train.synth.scenes import procedural_scene
 
 
 def fake_synthesize(
-    label,
-    clean,
-    rng,
-    hard=False,
-    partner=None,
-    flare_patterns=(),
-    lamps=(),
-    screens=None,
-    wide_bands=0.0,
-):
+    label, clean, rng, hard=False, partner=None, flare_patterns=(), *_, **__
+):  # lamps, screens, wide_bands: ignored
     image = clean.copy()
     h, w = image.shape[:2]
     side = max(4, min(h, w) // (6 if hard else 3))
@@ -250,16 +242,8 @@ def test_end_to_end_with_real_generators(tmp_path, config):
 
 def test_a_failing_item_is_recorded_and_retried(fake_generators, photo_dir, tmp_path, monkeypatch):
     def flaky(
-        label,
-        clean,
-        rng,
-        hard=False,
-        partner=None,
-        flare_patterns=(),
-        lamps=(),
-        screens=None,
-        wide_bands=0.0,
-    ):
+        label, clean, rng, hard=False, partner=None, flare_patterns=(), *_, **__
+    ):  # lamps, screens, wide_bands: ignored
         if label == "moire":
             raise RuntimeError("generator bug")
         return fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
@@ -317,16 +301,8 @@ def test_hard_negatives_are_clean_references_of_screens_and_fusions(photo_dir, t
     calls = []
 
     def reference_differs(
-        label,
-        clean,
-        rng,
-        hard=False,
-        partner=None,
-        flare_patterns=(),
-        lamps=(),
-        screens=None,
-        wide_bands=0.0,
-    ):
+        label, clean, rng, hard=False, partner=None, flare_patterns=(), *_, **__
+    ):  # lamps, screens, wide_bands: ignored
         calls.append(label)
         sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
         reference = clean.copy()

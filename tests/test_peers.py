@@ -151,16 +151,8 @@ def test_families_split_every_route_and_subsets_are_stratified():
 
 
 def _routed_synthesize(
-    label,
-    clean,
-    rng,
-    hard=False,
-    partner=None,
-    flare_patterns=(),
-    lamps=(),
-    screens=None,
-    wide_bands=0.0,
-):
+    label, clean, rng, hard=False, partner=None, flare_patterns=(), *_, **__
+):  # lamps, screens, wide_bands: ignored
     sample = fake_synthesize(label, clean, rng, hard, partner, flare_patterns)
     sample.params["route"] = ROUTES[label][int(rng.integers(0, 2))]
     return sample

@@ -16,7 +16,7 @@ The phases (``PHASES``): ``train/configs/default-cpu.json`` trains from random i
 on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.json`` starts from
 its model and trains on in stage III on data with night scenes (0.63 h after 30 min of data);
 ``train/configs/default-cpu-bands.json`` starts from that one and trains on in stage III on more
-data with frame-filling moire screens, half of them wide rainbow bands (0.30 h after 20 min of
+data with frame-filling moire screens, half of them wide rainbow bands (0.28 h after 20 min of
 data). ``--config`` runs only the given configs (``train/configs/default-gpu.json`` is the first
 phase on one CUDA GPU with more epochs; experiments, each on the data it was measured on:
 ``train/configs/default-cpu-screens.json``, the third phase before the wide bands, and
