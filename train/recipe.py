@@ -62,7 +62,8 @@ PHASES = (("train/configs/default-cpu.json", DATASET),
 #: configs that are not phases of the default model, each with the dataset it trains on
 EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
                ("train/configs/hires-cpu.json", SCREENS_DATASET),
-               ("train/configs/native-crops-cpu.json", BANDS_DATASET))  # fmt: skip
+               ("train/configs/native-crops-cpu.json", BANDS_DATASET),
+               ("train/configs/one-phase-cpu.json", BANDS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
