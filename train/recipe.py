@@ -21,7 +21,8 @@ data). ``--config`` runs only the given configs (``train/configs/default-gpu.jso
 phase on one CUDA GPU with more epochs; experiments, each on the data it was measured on:
 ``train/configs/default-cpu-screens.json``, the third phase before the wide bands, and
 ``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
-and trains on).
+and trains on; ``train/configs/native-crops-cpu.json``, the third phase with native-scale windows;
+``train/configs/one-phase-cpu.json``, random init straight on the third phase's data).
 The data settings below are part of the recipe.
 """
 
