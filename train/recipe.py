@@ -19,10 +19,10 @@ its model and trains on in stage III on data with night scenes (0.63 h after 30 
 data with frame-filling moire screens, half of them wide rainbow bands (0.28 h after 20 min of
 data). ``--config`` runs only the given configs (``train/configs/default-gpu.json`` is the first
 phase on one CUDA GPU with more epochs; experiments, each on the data it was measured on:
-``train/configs/default-cpu-screens.json``, the third phase before the wide bands, and
+``train/configs/default-cpu-screens.json``, the third phase before the wide bands;
 ``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
 and trains on; ``train/configs/native-crops-cpu.json``, the third phase with native-scale windows;
-``train/configs/one-phase-cpu.json``, random init straight on the third phase's data).
+and ``train/configs/one-phase-cpu.json``, random init straight on the third phase's data).
 The data settings below are part of the recipe.
 """
 
