@@ -157,14 +157,29 @@ def random_flip_crop(
     image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """A basic augmentation: horizontal flip (p=0.5) and a random crop keeping >= 80 % per side."""
-    if rng.random() < 0.5:
-        image, mask = image[:, ::-1], mask[:, ::-1]
+    image, mask = _flip(image, mask, rng)
     h, w = mask.shape
     ch, cw = int(h * rng.uniform(0.8, 1.0)), int(w * rng.uniform(0.8, 1.0))
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return _window(image, mask, y, x, ch, cw)
+
+
+def _flip(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both mirrored horizontally with probability 0.5 (one draw from ``rng``)."""
+    if rng.random() < 0.5:
+        return image[:, ::-1], mask[:, ::-1]
+    return image, mask
+
+
+def _window(
+    image: np.ndarray, mask: np.ndarray, y: int, x: int, h: int, w: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``h`` x ``w`` window at ``(y, x)`` of both, as contiguous arrays."""
     return (
-        np.ascontiguousarray(image[y : y + ch, x : x + cw]),
-        np.ascontiguousarray(mask[y : y + ch, x : x + cw]),
+        np.ascontiguousarray(image[y : y + h, x : x + w]),
+        np.ascontiguousarray(mask[y : y + h, x : x + w]),
     )
 
 
@@ -175,8 +190,7 @@ def native_crop(
     flip (p=0.5): the model, which shrinks its input to ``side``, then sees the pixels at 1:1 to
     1:2 scale instead of the whole photo shrunk. When the mask has pixels the window holds one of
     them, drawn uniformly, so an artifact item's window shows its artifact and keeps its label."""
-    if rng.random() < 0.5:
-        image, mask = image[:, ::-1], mask[:, ::-1]
+    image, mask = _flip(image, mask, rng)
     h, w = mask.shape
     crop = min(h, w, int(side * rng.uniform(1.0, 2.0)))
     ys, xs = np.nonzero(mask)
@@ -187,10 +201,7 @@ def native_crop(
         x = int(rng.integers(max(0, cx - crop + 1), min(cx, w - crop) + 1))
     else:
         y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-    return (
-        np.ascontiguousarray(image[y : y + crop, x : x + crop]),
-        np.ascontiguousarray(mask[y : y + crop, x : x + crop]),
-    )
+    return _window(image, mask, y, x, crop, crop)
 
 
 def training_augment(native_share: float, side: int) -> Augment:
