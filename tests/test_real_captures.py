@@ -54,6 +54,9 @@ def test_figures_match_an_independent_computation(labelled, tiny_bundle, tmp_pat
         keep = clean | (labels == cls)
         fig = result["per_class"][cls]
         assert fig["model_auroc"] == pytest.approx(roc_auc_score(labels[keep] == cls, scores[keep]))
+        own = np.array([r["scores"][cls] for r in per_image])
+        expected = roc_auc_score(labels[keep] == cls, own[keep])
+        assert fig["class_prob_auroc"] == pytest.approx(expected)
         assert fig["caught"] == pytest.approx(np.mean(predicted[labels == cls] == cls))
         assert 0.5 <= fig["best_single_cue"]["auroc"] <= 1.0  # either orientation: never below
         assert 0.0 <= fig["global_classifier_auroc"] <= 1.0

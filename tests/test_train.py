@@ -245,7 +245,7 @@ def test_model_card_tables_real_captures_and_the_global_baseline(tiny_data, tmp_
         "model": "m.onnx", "data": "real-dev", "images": 10, "clean_flagged": 0.1,
         "counts": {"clean": 6, "flare": 2, "moire": 1, "ghosting": 1},
         "artifact_vs_clean": fig,
-        "per_class": {"flare": fig | {"images": 2, "caught": 0.5}},
+        "per_class": {"flare": fig | {"images": 2, "caught": 0.5, "class_prob_auroc": 0.75}},
     }))  # fmt: skip
     sanity.write_text(json.dumps({"split": "test", "images": 9, "auroc_artifact_vs_clean": 0.5}))
     out = tmp_path / "CARD.md"
@@ -254,9 +254,9 @@ def test_model_card_tables_real_captures_and_the_global_baseline(tiny_data, tmp_
     assert model_card.main(argv) == 0
     card = out.read_text()
     assert "## Measured on real captures" in card
-    assert ("| `m.onnx` | any artifact vs clean | 4 vs 6 | **0.812** | 0.625 (brightness) | "
+    assert ("| `m.onnx` | any artifact vs clean | 4 vs 6 | **0.812** |  | 0.625 (brightness) | "
             "0.500 | 10.0 % of clean flagged |") in card  # fmt: skip
-    assert "| `m.onnx` | flare vs clean | 2 vs 6 | **0.812** |" in card
+    assert "| `m.onnx` | flare vs clean | 2 vs 6 | **0.812** | 0.750 |" in card
     assert "50.0 % labelled flare" in card
     gap = 100 * (report["image"]["auroc"] - 0.5)
     assert f"model is {gap:.1f} points above it" in card

@@ -2,15 +2,15 @@
 
     python train/soup.py RUN RUN [RUN ...] --out runs/NAME
 
-Runs that start from the same weights and differ only in their seed (data order, augmentation)
-end in the same basin, where the uniform average of their weights is usually at least as good as
-each of them (Wortsman et al. 2022, "Model soups"), at the cost of one model. Every floating tensor
-is averaged (BatchNorm running statistics included, the usual approximation); integer counters
-come from the first run; the anchors are re-normalised. The runs must have the same config but
-for their thresholds, which are then set afresh on the first run's validation data at the first
-run's false-positive rates (``calibrate`` of its ``config.json``), as training does.
-Writes ``model.safetensors``, ``calibration.json`` and ``soup.json`` (the runs and their
-SHA-256) to ``--out``.
+Runs that start from the same weights and differ only in their seed (data order, augmentation) end
+in the same basin, where the uniform average of their weights is usually at least as good as each
+of them (Wortsman et al. 2022, "Model soups"), at the cost of one model. Every floating tensor is
+averaged (BatchNorm running statistics included, the usual approximation); integer counters come
+from the first run; the anchors are re-normalised. The runs must have the same config but for their
+descriptions and thresholds, which are then set afresh on the first run's validation data at the
+first run's false-positive rates (``calibrate`` of its ``config.json``), as training does. Writes
+``model.safetensors``, ``calibration.json`` and ``soup.json`` (the runs and their SHA-256) to
+``--out``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch
 from ipad_sdk.fileio import atomic_write_bytes
 from ipad_sdk.model import IpadClip, load_bundle, save_bundle
 
-#: config fields that may differ between the runs of a soup (set again by calibration)
-_THRESHOLDS = ("image_threshold", "pixel_threshold")
+#: config fields that may differ between the runs of a soup (set again by :func:`soup`)
+_OWN = ("description", "image_threshold", "pixel_threshold")
 
 
 def average(models: list[IpadClip]) -> IpadClip:
@@ -45,7 +45,7 @@ def average(models: list[IpadClip]) -> IpadClip:
     for other in models[1:]:
         theirs = other.config.to_dict()
         diff = sorted(k for k in keep.keys() | theirs.keys()
-                      if k not in _THRESHOLDS and keep.get(k) != theirs.get(k))  # fmt: skip
+                      if k not in _OWN and keep.get(k) != theirs.get(k))  # fmt: skip
         if diff:
             raise ValueError(f"the runs' configs differ in {', '.join(diff)}")
     states = [m.state_dict() for m in models]
@@ -70,8 +70,10 @@ def soup(runs: list[Path], out: Path) -> dict[str, Any]:
 
     bundles = [run / "model.safetensors" for run in runs]
     model = average([load_bundle(b) for b in bundles])
+    names = ", ".join(str(r) for r in runs)
+    config = model.config.replace(description=f"uniform average (model soup) of {names}")
     out.mkdir(parents=True, exist_ok=True)
-    bundle = save_bundle(model, out / "model.safetensors")
+    bundle = save_bundle(model, out / "model.safetensors", config)
     cfg = json.loads((runs[0] / "config.json").read_text())
     report = calibrate(bundle, Path(cfg["data"]), "val", **(cfg.get("calibrate") or {}))
     write_calibrated(bundle, bundle, report)
