@@ -489,3 +489,28 @@ def test_native_crops_setting_reaches_the_training_items_only(tiny_data, tmp_pat
         assert trainer.val_set.augment is None and trainer.test_set.augment is None
     with pytest.raises(ValueError, match="native_share"):
         Trainer(_config(tiny_data, tmp_path / "c", native_crops=2.0))
+
+
+@pytest.mark.parametrize("amp_cpu", [False, True])
+def test_amp_cpu_runs_the_forward_pass_in_bfloat16_and_keeps_float32_weights(
+    amp_cpu, tiny_data, tmp_path
+):
+    trainer = Trainer(_config(tiny_data, tmp_path, amp_cpu=amp_cpu))
+    trainer._freeze_for("stage1")
+    seen = []
+    predict = trainer.predict
+
+    def recording(stage, images):
+        logits, probs = predict(stage, images)
+        seen.append(logits.dtype)
+        return logits, probs
+
+    trainer.predict = recording
+    before = _snapshot(trainer)
+    optimizer = torch.optim.Adam(trainer.stage_parameters("stage1"), lr=1e-2)
+    result = trainer.train_epoch("stage1", 0, optimizer)
+    assert result["steps"] == 2 and np.isfinite(result["loss"])
+    assert seen == [torch.bfloat16 if amp_cpu else torch.float32] * 2
+    after = _snapshot(trainer)
+    assert all(v.dtype == torch.float32 for v in after.values())
+    assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -22,7 +22,8 @@ phase on one CUDA GPU with more epochs; experiments, each on the data it was mea
 ``train/configs/default-cpu-screens.json``, the third phase before the wide bands;
 ``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
 and trains on; ``train/configs/native-crops-cpu.json``, the third phase with native-scale windows;
-and ``train/configs/one-phase-cpu.json``, random init straight on the third phase's data).
+``train/configs/one-phase-cpu.json``, random init straight on the third phase's data; and
+``train/configs/bands-bf16-cpu.json``, the third phase with bf16 autocast on the CPU).
 The data settings below are part of the recipe.
 """
 
@@ -64,7 +65,8 @@ PHASES = (("train/configs/default-cpu.json", DATASET),
 EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
                ("train/configs/hires-cpu.json", SCREENS_DATASET),
                ("train/configs/native-crops-cpu.json", BANDS_DATASET),
-               ("train/configs/one-phase-cpu.json", BANDS_DATASET))  # fmt: skip
+               ("train/configs/one-phase-cpu.json", BANDS_DATASET),
+               ("train/configs/bands-bf16-cpu.json", BANDS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
