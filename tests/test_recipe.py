@@ -163,3 +163,26 @@ def test_every_config_of_the_recipe_gets_its_own_dataset_settings(
     for other, settings in recipe.PHASES + recipe.EXPERIMENTS:
         data = recipe.trainer.TrainConfig.load(recipe.ROOT / other).data
         assert folders.setdefault(data, settings) == settings, (other, data)
+
+
+def test_the_gpu_phases_are_the_cpu_phases_on_cuda(monkeypatch, tmp_path):
+    """``--gpu`` trains the same recipe: every GPU phase config equals its CPU phase's but for the
+    device settings and its own run folders (chained like the CPU phases), on the same data."""
+    cpu = [json.loads((recipe.ROOT / path).read_text()) for path, _ in recipe.PHASES]
+    gpu = [json.loads((recipe.ROOT / path).read_text()) for path, _ in recipe.GPU_PHASES]
+    assert [d for _, d in recipe.GPU_PHASES] == [d for _, d in recipe.PHASES]
+    own = {"description", "out", "init", "device", "workers", "amp"}
+    for c, g in zip(cpu, gpu, strict=True):
+        assert {k: v for k, v in g.items() if k not in own} == {
+            k: v for k, v in c.items() if k not in own
+        }
+        assert (g["device"], g["amp"]) == ("cuda", True) and g["out"] != c["out"]
+    for before, after in zip(gpu, gpu[1:], strict=False):
+        assert after["init"] == f"{before['out']}/model.safetensors"
+    calls = _record(monkeypatch)
+    assert recipe.main(["--gpu", "--clean", str(tmp_path / "nowhere"),
+                        "--photos", str(tmp_path / "photos")]) == 0  # fmt: skip
+    assert [calls[2 + 4 * i][1] for i in range(3)] == [g["data"] for g in gpu]
+    assert [calls[4 + 4 * i][1][0] for i in range(3)] == [
+        f"{g['out']}/model.safetensors" for g in gpu
+    ]

@@ -1,7 +1,7 @@
 """The default model's whole recipe in one command: photos -> native-resolution data -> training ->
 ONNX export, for each phase, every step resumable (a rerun continues where a killed run stopped).
 
-    python train/recipe.py [--config CONFIG ...] [--workers 2]
+    python train/recipe.py [--gpu] [--config CONFIG ...] [--workers 2]
         [--clean ../shared/data/clean] [--flare-patterns ../shared/data/flare_patterns]
 
 1. ``train/fetch_photos.py``: the Debian full-resolution photographs (SHA-256 checked).
@@ -17,8 +17,9 @@ on 2 CPU cores after about 11 min of data); ``train/configs/default-cpu-night.js
 its model and trains on in stage III on data with night scenes (0.63 h after 30 min of data);
 ``train/configs/default-cpu-bands.json`` starts from that one and trains on in stage III on more
 data with frame-filling moire screens, half of them wide rainbow bands (0.28 h after 20 min of
-data). ``--config`` runs only the given configs (``train/configs/default-gpu.json`` is the first
-phase on one CUDA GPU with more epochs; experiments, each on the data it was measured on:
+data). ``--gpu`` runs the same phases on one CUDA GPU (``GPU_PHASES``: the same data, epochs and
+seeds, with bf16 autocast and 8 loader workers). ``--config`` runs only the given configs
+(experiments, each on the data it was measured on:
 ``train/configs/default-cpu-screens.json``, the third phase before the wide bands;
 ``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
 and trains on; ``train/configs/native-crops-cpu.json``, the third phase with native-scale windows;
@@ -61,6 +62,11 @@ BANDS_DATASET = SCREENS_DATASET | {"wide_bands": 0.5}
 PHASES = (("train/configs/default-cpu.json", DATASET),
           ("train/configs/default-cpu-night.json", NIGHT_DATASET),
           ("train/configs/default-cpu-bands.json", BANDS_DATASET))  # fmt: skip
+#: the same phases on one CUDA GPU (``--gpu``): each config is its CPU phase's with ``device``
+#: cuda, bf16 autocast and 8 loader workers, in its own run folder
+GPU_PHASES = (("train/configs/default-gpu.json", DATASET),
+              ("train/configs/default-gpu-night.json", NIGHT_DATASET),
+              ("train/configs/default-gpu-bands.json", BANDS_DATASET))  # fmt: skip
 #: configs that are not phases of the default model, each with the dataset it trains on
 EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
                ("train/configs/hires-cpu.json", SCREENS_DATASET),
@@ -91,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append",
                         help="run only this config (repeatable; default: every phase)")  # fmt: skip
+    parser.add_argument("--gpu", action="store_true",
+                        help="the phases on one CUDA GPU (GPU_PHASES)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="data synthesis processes")
     parser.add_argument("--clean", default=str(SHARED / "clean"), help="extra clean photos")
     parser.add_argument("--photos", default="data/photos-debian", help="Debian photos folder")
     parser.add_argument("--flare-patterns", default=str(SHARED / "flare_patterns"))
     args = parser.parse_args(argv)
-    known = {str(ROOT / path): dataset for path, dataset in PHASES + EXPERIMENTS}
-    configs = args.config or [str(ROOT / path) for path, _ in PHASES]
+    known = {str(ROOT / path): dataset for path, dataset in PHASES + GPU_PHASES + EXPERIMENTS}
+    phases = GPU_PHASES if args.gpu else PHASES
+    configs = args.config or [str(ROOT / path) for path, _ in phases]
     times: dict[str, float] = {}
 
     tic = time.perf_counter()
