@@ -23,8 +23,10 @@ seeds, with bf16 autocast and 8 loader workers). ``--config`` runs only the give
 ``train/configs/default-cpu-screens.json``, the third phase before the wide bands;
 ``train/configs/hires-cpu.json``, which grows that model to 1,024-px input with ``train/grow.py``
 and trains on; ``train/configs/native-crops-cpu.json``, the third phase with native-scale windows;
-``train/configs/one-phase-cpu.json``, random init straight on the third phase's data; and
-``train/configs/bands-bf16-cpu.json``, the third phase with bf16 autocast on the CPU).
+``train/configs/one-phase-cpu.json``, random init straight on the third phase's data;
+``train/configs/bands-bf16-cpu.json``, the third phase with bf16 autocast on the CPU; and
+``train/configs/fast-cpu.json`` then ``train/configs/fast-cpu-bands.json``, two phases in bf16 to
+fit 2 h).
 The data settings below are part of the recipe.
 """
 
@@ -72,7 +74,9 @@ EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
                ("train/configs/hires-cpu.json", SCREENS_DATASET),
                ("train/configs/native-crops-cpu.json", BANDS_DATASET),
                ("train/configs/one-phase-cpu.json", BANDS_DATASET),
-               ("train/configs/bands-bf16-cpu.json", BANDS_DATASET))  # fmt: skip
+               ("train/configs/bands-bf16-cpu.json", BANDS_DATASET),
+               ("train/configs/fast-cpu.json", DATASET),
+               ("train/configs/fast-cpu-bands.json", BANDS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
