@@ -3,8 +3,9 @@
     python train/soup.py RUN RUN [RUN ...] --out runs/NAME
 
 Runs that start from the same weights and differ only in their seed (data order, augmentation) end
-in the same basin, where the uniform average of their weights is usually at least as good as each
-of them (Wortsman et al. 2022, "Model soups"), at the cost of one model. Every floating tensor is
+in the same basin, where the uniform average of their weights is often about as good as the best of
+them (Wortsman et al. 2022, "Model soups"), at the cost of one model; measured on the default
+recipe's seeds, it scored between them (``docs/training/training.md``). Every floating tensor is
 averaged (BatchNorm running statistics included, the usual approximation); integer counters come
 from the first run; the anchors are re-normalised. The runs must have the same config but for their
 descriptions and thresholds, which are then set afresh on the first run's validation data at the
