@@ -248,9 +248,9 @@ def render(
         "points.",
         "- **What did not beat it** is measured on the training page "
         "(`docs/training/training.md`): 1,024-px input, native-scale training windows, more "
-        "epochs, weight averages of two and of three seeds, and the recipe trained in one phase on "
-        "all the data (the route to a recipe under 2 h; it scored lower on both real and synthetic "
-        "test images).",
+        "epochs, weight averages of two and of three seeds, and the recipe in one phase on all the "
+        "data or in two bf16 phases (routes to a recipe under 2 h; both scored lower on real and "
+        "synthetic test images).",
         "",
         "## Data",
         "",
