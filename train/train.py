@@ -108,8 +108,9 @@ class TrainConfig:
     stage_test: bool = True  # test metrics of every non-final stage (stage_test_metrics.json)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
-    #: bf16 autocast on the CPU too: on CPUs with AMX (Sapphire Rapids and later) a training step
-    #: of the default model takes 0.8x the float32 time here, 0.7x with one loader worker
+    #: bf16 autocast on the CPU too: on CPUs with AMX (Sapphire Rapids and later) the default
+    #: recipe's phases took 0.46x-0.7x the float32 time here with one loader worker; from random
+    #: init it scored lower on one run (``docs/training/training.md``)
     amp_cpu: bool = False
     workers: int = 0
     seed: int = 0
