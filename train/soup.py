@@ -23,14 +23,13 @@ if __package__ in (None, ""):  # run as `python train/soup.py`: make `train` imp
     sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ipad_sdk.fileio import atomic_write_bytes
+from ipad_sdk.fileio import atomic_write_bytes, file_sha256
 from ipad_sdk.model import IpadClip, load_bundle, save_bundle
 
 #: config fields that may differ between the runs of a soup (set again by :func:`soup`)
@@ -61,10 +60,6 @@ def average(models: list[IpadClip]) -> IpadClip:
     return first
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def soup(runs: list[Path], out: Path) -> dict[str, Any]:
     """Average ``runs``' bundles, calibrate as the first run was, write everything to ``out``."""
     from train.calibrate import calibrate, write_calibrated
@@ -79,7 +74,7 @@ def soup(runs: list[Path], out: Path) -> dict[str, Any]:
     report = calibrate(bundle, Path(cfg["data"]), "val", **(cfg.get("calibrate") or {}))
     write_calibrated(bundle, bundle, report)
     atomic_write_bytes(out / "calibration.json", json.dumps(report, indent=1).encode())
-    ingredients = [{"run": str(r), "sha256": _sha256(b)}
+    ingredients = [{"run": str(r), "sha256": file_sha256(b)}
                    for r, b in zip(runs, bundles, strict=True)]  # fmt: skip
     record = {"runs": ingredients, "data": cfg["data"], "calibration": report}
     atomic_write_bytes(out / "soup.json", json.dumps(record, indent=1).encode())
