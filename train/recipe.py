@@ -26,7 +26,9 @@ and trains on; ``train/configs/native-crops-cpu.json``, the third phase with nat
 ``train/configs/one-phase-cpu.json``, random init straight on the third phase's data;
 ``train/configs/bands-bf16-cpu.json``, the third phase with bf16 autocast on the CPU; and
 ``train/configs/fast-cpu.json`` then ``train/configs/fast-cpu-bands.json``, two phases in bf16 to
-fit 2 h; ``train/configs/night-bf16-cpu.json``, the second phase in bf16 after that first one).
+fit 2 h; ``train/configs/night-bf16-cpu.json``, the second phase in bf16 after that first one; and
+``train/configs/bf16-cpu.json``, ``train/configs/bf16-cpu-night.json`` and
+``train/configs/bf16-cpu-bands.json``, the three phases in bf16, a candidate for the default).
 The data settings below are part of the recipe.
 """
 
@@ -77,7 +79,10 @@ EXPERIMENTS = (("train/configs/default-cpu-screens.json", SCREENS_DATASET),
                ("train/configs/bands-bf16-cpu.json", BANDS_DATASET),
                ("train/configs/fast-cpu.json", DATASET),
                ("train/configs/fast-cpu-bands.json", BANDS_DATASET),
-               ("train/configs/night-bf16-cpu.json", NIGHT_DATASET))  # fmt: skip
+               ("train/configs/night-bf16-cpu.json", NIGHT_DATASET),
+               ("train/configs/bf16-cpu.json", DATASET),
+               ("train/configs/bf16-cpu-night.json", NIGHT_DATASET),
+               ("train/configs/bf16-cpu-bands.json", BANDS_DATASET))  # fmt: skip
 
 
 def dataset_argv(
