@@ -34,7 +34,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import cachetools
 import numpy as np
 from PIL import Image
 
@@ -51,11 +50,6 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROCEDURAL = "procedural:"
 #: generators whose artifact-free reference is itself a hard negative (flare's is the plain photo)
 HARD_NEGATIVE_SOURCES = ("moire", "ghosting")
-#: bytes of decoded photos each worker keeps (least recently used out first). Items draw their
-#: photos at random, so a 16-photo cache missed 9 times in 10, and decoding is slow (the 26
-#: Debian photos of 1.3-20 MP took 39 s on 2 busy cores); the recipe's 149 photos, 0.65 GB
-#: decoded, all fit
-PHOTO_CACHE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -187,14 +181,10 @@ _SETTINGS: Settings | None = None
 def _init_worker(settings: Settings) -> None:
     global _SETTINGS
     _SETTINGS = settings
-    _PHOTOS.clear()  # another build in this process may name other files alike
+    _photo.cache_clear()  # another build in this process may name other files alike
 
 
-#: ``_photo``'s cache, bounded by the decoded arrays' bytes (a photo over the bound is not kept)
-_PHOTOS: cachetools.LRUCache = cachetools.LRUCache(PHOTO_CACHE_BYTES, getsizeof=lambda a: a.nbytes)
-
-
-@cachetools.cached(_PHOTOS)
+@lru_cache(maxsize=16)
 def _photo(name: str) -> np.ndarray:
     path = _SETTINGS.photos[name]
     if path is None:  # procedural scene, seeded by its name
