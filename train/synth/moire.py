@@ -88,6 +88,8 @@ from scipy.special import erf
 from .common import (
     VISIBLE_DELTA,
     Sample,
+    close_square,
+    fill_holes,
     linear_to_srgb,
     srgb_to_linear,
     to_uint8,
@@ -474,15 +476,6 @@ def _half(x: np.ndarray) -> np.ndarray:
     return 0.25 * (x[0:h2:2, 0:w2:2] + x[1:h2:2, 0:w2:2] + x[0:h2:2, 1:w2:2] + x[1:h2:2, 1:w2:2])
 
 
-def _close5(x: np.ndarray) -> np.ndarray:
-    """Binary closing with a 5x5 square as two separable passes (zero border)."""
-    row, col = np.ones((1, 5), bool), np.ones((5, 1), bool)
-    x = ndimage.binary_dilation(ndimage.binary_dilation(x, row), col)
-    return ndimage.binary_erosion(
-        ndimage.binary_erosion(x, row, border_value=0), col, border_value=0
-    )
-
-
 def _moire_mask(
     reference: np.ndarray,
     image: np.ndarray,
@@ -504,8 +497,8 @@ def _moire_mask(
     scr = screen[r0:r1, c0:c1]
     pat = (rms >= CONTRAST_RMS) & scr
     if pat.any():
-        pat = _close5(pat) | pat
-        pat = ndimage.binary_fill_holes(pat) & scr
+        pat = close_square(pat, 5) | pat
+        pat = fill_holes(pat) & scr
     full = np.zeros((hh, ww), bool)
     full[r0:r1, c0:c1] = pat | visible_mask(ref, img)
     return full
