@@ -10,6 +10,7 @@ made (e.g. a call to a network served elsewhere).
 from __future__ import annotations
 
 import enum
+import numbers
 import os
 import time
 import warnings
@@ -97,6 +98,15 @@ class _Prepared:
     preprocess_ms: float = 0.0
 
 
+def _check_batch_size(batch_size: int) -> int:
+    """``batch_size``, refused below 1 (a bool is not a size)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -162,8 +172,7 @@ class Detector:
         pixel_threshold: float | None = None,
         class_thresholds: Mapping[str, float] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_batch_size(batch_size)
         if model is not None and not isinstance(model, (str, os.PathLike)):
             opened = {"device": device != "auto", "providers": providers is not None,
                       "threads": threads is not None, "backend": backend != "auto",
@@ -281,6 +290,7 @@ class Detector:
 
         Raises:
             InputError: The first bad input, named (`stream` skips bad inputs instead).
+            ValueError: ``batch_size < 1``.
         """
         return list(self.iter_detect(images, batch_size))
 
@@ -303,8 +313,9 @@ class Detector:
         Raises:
             InputError: The first bad input, named. If ``images`` itself raises, the results of
                 every item read before are yielded first, then its exception propagates.
+            ValueError: ``batch_size < 1``.
         """
-        size = batch_size or self.batch_size
+        size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         chunk: list[_Prepared] = []
         items = iter(images)
         while True:
@@ -346,7 +357,7 @@ class Detector:
             `InputError` attached) for a bad one.
 
         Raises:
-            ValueError: ``workers < 1``.
+            ValueError: ``workers < 1`` or ``batch_size < 1``.
             Exception: Whatever ``images`` itself raises, after the results of every item read
                 before it.
         """
@@ -354,7 +365,7 @@ class Detector:
 
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        size = batch_size or self.batch_size
+        size = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         items = iter(images)
         error: Exception | None = None
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ipad-decode") as pool:

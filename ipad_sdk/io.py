@@ -344,8 +344,9 @@ def _open_header(data: bytes, name: str, max_pixels: int) -> ImageFile.ImageFile
         ) from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image (format not recognised)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{name}: cannot read image header: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's format plugins raise any type on bad files
+        detail = str(exc) or type(exc).__name__
+        raise InputError(f"{name}: cannot read image header: {detail}") from None
     check_size(img.width, img.height, name, max_pixels)
     if img.format == "JPEG" and img.width * img.height > JPEG_MAX_PIXELS_PER_BYTE * len(data):
         raise InputError(
@@ -437,7 +438,7 @@ def _decode(img: Image.Image, name: str) -> None:
     """Decode the pixels of a lazily opened image (a no-op once loaded)."""
     try:
         img.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. NotImplementedError for a DDS pixel format
         detail = str(exc) or type(exc).__name__
         raise InputError(f"{name}: cannot decode image (truncated or corrupt): {detail}") from None
 

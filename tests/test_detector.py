@@ -508,6 +508,21 @@ def test_stream_keeps_order_reports_failures_and_bounds_lookahead(tiny_bundle, t
     assert list(det.stream([])) == []
 
 
+@pytest.mark.parametrize("size", [0, -1, 2.5, True, "4"])
+def test_a_batch_size_below_one_or_not_an_integer_is_refused(detector, rgb_image, size):
+    # before: 0 meant the default, -1 yielded nothing from stream and -2 with 5 workers spun forever
+    with pytest.raises(ValueError, match="batch_size must be"):
+        detector.detect_batch([rgb_image], batch_size=size)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        next(detector.stream([rgb_image], batch_size=size, workers=5))
+    with pytest.raises(ValueError, match="batch_size must be"):
+        Detector(detector.backend, batch_size=size)
+    assert (
+        detector.detect_batch([rgb_image], batch_size=np.int64(1))[0].label
+        in detector.config.classes
+    )
+
+
 @pytest.mark.parametrize("api", ["stream", "iter_detect"])
 def test_what_was_read_before_the_input_iterable_raised_is_yielded(tiny_bundle, api):
     det = _quiet_detector(tiny_bundle, device="cpu", batch_size=4)

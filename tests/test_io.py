@@ -718,6 +718,31 @@ def test_text_file_with_jpg_extension_says_not_an_image(tmp_path):
     _assert_input_error(excinfo, str(path), "not an image")
 
 
+def test_a_pillow_plugin_error_of_another_type_is_an_input_error(tmp_path):
+    # a DDS header whose pixel format flags are 0: Pillow's plugin raises NotImplementedError
+    header = struct.pack("<7I44x", 124, 0x1007, 16, 16, 0, 0, 0)
+    pixel_format = struct.pack("<2I4s5I", 32, 0, b"\0\0\0\0", 0, 0, 0, 0, 0)
+    caps = struct.pack("<5I", 0x1000, 0, 0, 0, 0)
+    path = tmp_path / "texture.jpg"
+    path.write_bytes(b"DDS " + header + pixel_format + caps + b"\0" * 1024)
+    with pytest.raises(InputError) as excinfo:
+        load_image(path)
+    _assert_input_error(excinfo, str(path), "cannot read image header", "pixel format")
+
+
+def test_a_decoder_error_of_another_type_is_an_input_error(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    path.write_bytes(_png_bytes())
+
+    def unsupported(self):
+        raise NotImplementedError("no decoder for this variant")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", unsupported)
+    with pytest.raises(InputError) as excinfo:
+        load_image(path)
+    _assert_input_error(excinfo, str(path), "cannot decode image", "no decoder for this variant")
+
+
 def _jpeg_bytes() -> bytes:
     return _encode(Image.fromarray(_u8((64, 64, 3), seed=22)), "JPEG", quality=95)
 

@@ -186,6 +186,17 @@ def test_int8_is_close_and_smaller(exports, tiny_bundle, photos):
     assert exports["int8"].stat().st_size < exports["fp32"].stat().st_size
 
 
+def test_int8_outputs_do_not_depend_on_the_other_images_of_a_batch(exports, photos):
+    # dynamic INT8 quantisation scales activations over the whole input tensor
+    backend = OnnxBackend(exports["int8"], device="cpu")
+    batch = preprocess_batch(list(photos), backend.config)
+    together_cls, together_px = backend.run(batch)
+    for i in range(len(batch)):
+        alone_cls, alone_px = backend.run(batch[i : i + 1])
+        np.testing.assert_array_equal(together_cls[i], alone_cls[0])
+        np.testing.assert_array_equal(together_px[i], alone_px[0])
+
+
 def test_detector_on_onnx_gives_the_bundles_answers(exports, tiny_bundle, rgb_image, photos):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # untrained-model warning

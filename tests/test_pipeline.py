@@ -281,8 +281,16 @@ def test_triton_requests_are_named_by_their_sources_parameter(detector):
     want = detector.detect(_png(40, 40, 2))
     assert records[1][0]["scores"] == pytest.approx(want.scores, abs=1e-6)
     assert columns[1]["mask_png"][0, 0] == _mask_png(want.mask)
-    with pytest.raises(InputError, match="expected a JSON list of 1 names"):
-        detect_requests(served, [(second, {SOURCES: '["a", "b"]'})])
+    # a malformed parameter fails its own request's images only, not the batch's other requests
+    columns = detect_requests(
+        served, [(first, {SOURCES: '["a"]'}), (second, {SOURCES: '["c.png"]'})]
+    )
+    bad = [json.loads(r) for r in columns[0]["result"][:, 0]]
+    assert [(r["source"], r["error_type"]) for r in bad] == [(None, "InputError")] * 2
+    assert bad[0]["error"] == "request parameter 'sources': expected a JSON list of 2 names"
+    assert list(columns[0]["mask_png"][:, 0]) == [b"", b""]
+    good = json.loads(columns[1]["result"][0, 0])
+    assert good["source"] == "c.png" and good["scores"] == pytest.approx(want.scores, abs=1e-6)
 
 
 def _mask_png(mask: np.ndarray) -> bytes:

@@ -252,10 +252,17 @@ class OnnxBackend:
 
     def run(self, batch: ArrayOrTensor) -> tuple[np.ndarray, np.ndarray]:
         """Outputs of ``batch`` (a numpy array, or a torch tensor copied to the host); a graph
-        with a fixed batch runs chunks of it, a short one padded by repeating its last image."""
+        with a fixed batch runs chunks of it, a short one padded by repeating its last image; an
+        INT8 graph runs one image at a time."""
         if self.session is None:
             raise RuntimeError(f"{self.name} backend is closed")
         host = to_host(batch, np.uint8 if self.input_format == "uint8" else np.float32)
+        if self.precision == "int8":
+            # Dynamic INT8 quantisation (`quantize_int8`) takes each activation's scale from the
+            # whole input tensor, so in a batch an image's outputs would depend on its companions
+            # (a label flipped, measured on the embedded model): one image per call. A fixed-batch
+            # graph gets copies of the image as padding, which leave its scales unchanged.
+            return run_chunked(self._run, host, 1, pad_to=self.batch or 1)
         if self.batch is None:
             return self._run(host)
         return run_chunked(self._run, host, self.batch, pad_to=self.batch)

@@ -136,20 +136,24 @@ def detect_requests(
     detector: Detector, requests: Sequence[tuple[np.ndarray, Mapping[str, Any] | None]]
 ) -> list[dict[str, np.ndarray]]:
     """The output columns of each request (its ``image`` column and its parameters): the images
-    of all requests go through one ``detector.stream``, named by their :data:`SOURCES`."""
+    of all requests go through one ``detector.stream``, named by their :data:`SOURCES`. A request
+    whose parameters are malformed gets an error record per image; the others are unaffected."""
     inputs: list[Any] = []
-    sizes = []
+    plan: list[tuple[int, InputError | None]] = []  # per request: its images, its own error
     for column, parameters in requests:
         blobs = [bytes(b) for b in column[:, 0]]
-        names = request_sources(parameters, len(blobs))
+        try:
+            names = request_sources(parameters, len(blobs))
+        except InputError as exc:
+            plan.append((len(blobs), exc))
+            continue
         inputs += [b if n is None else Named(n, b) for b, n in zip(blobs, names, strict=True)]
-        sizes.append(len(blobs))
-    items = list(detector.stream(inputs, workers=1))
-    out, start = [], 0
-    for size in sizes:
-        out.append(encode(items[start : start + size]))
-        start += size
-    return out
+        plan.append((len(blobs), None))
+    items = iter(detector.stream(inputs, workers=1))
+    return [
+        encode([Failure(None, error)] * size if error else [next(items) for _ in range(size)])
+        for size, error in plan
+    ]
 
 
 def encode(items: Sequence[Result | Failure]) -> dict[str, np.ndarray]:
