@@ -151,7 +151,11 @@ def detect_requests(
         plan.append((len(blobs), None))
     items = iter(detector.stream(inputs, workers=1))
     return [
-        encode([Failure(None, error)] * size if error else [next(items) for _ in range(size)])
+        encode(
+            [Failure(None, error)] * size
+            if error is not None
+            else [next(items) for _ in range(size)]
+        )
         for size, error in plan
     ]
 
