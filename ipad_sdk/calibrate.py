@@ -90,7 +90,7 @@ def calibrate(
     in_mask = None
     if pixel_fpr is not None:
         pixel_t = threshold_at_fpr(clean.pixels, pixel_fpr)
-        in_mask = float((clean.pixels >= pixel_t).mean())
+        in_mask = float((clean.pixels >= np.float64(pixel_t)).mean())  # as Result.mask compares
     caught = None
     if artifacts is not None and artifacts.scores.size:
         caught = float((artifacts.scores >= image_t).mean())

@@ -149,7 +149,10 @@ class Result:
         """Boolean ``[H, W]`` artifact mask (empty when the image is labelled clean)."""
         if not self.is_artifact:
             return np.zeros(self.image_size, dtype=bool)
-        return self.heatmap >= self.pixel_threshold
+        # in float64: a float32 comparison would round the threshold, which sits midway between
+        # two calibration scores, onto one of them when they are neighbouring float32 values
+        inside: np.ndarray = self.heatmap >= np.float64(self.pixel_threshold)
+        return inside
 
     @property
     def mask_fraction(self) -> float:

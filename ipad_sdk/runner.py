@@ -126,7 +126,9 @@ def _check_same_settings(path: Path, first_line: str, settings: dict[str, Any]) 
         used = None
     if not isinstance(used, dict):
         raise ResumeError(f"{path}: not a journal of ipad detect; rerun without --resume")
-    changed = sorted(k for k in used.keys() | settings.keys() if used.get(k) != settings.get(k))
+    # the model is compared by its SHA-256: the same file by another path (a link, a copy) resumes
+    keys = (used.keys() | settings.keys()) - {"model"}
+    changed = sorted(k for k in keys if used.get(k) != settings.get(k))
     if changed:
         detail = "; ".join(f"{k} {used.get(k)!r}, now {settings.get(k)!r}" for k in changed)
         raise ResumeError(
@@ -446,20 +448,34 @@ def _save_outputs(
     result: Result, item: _Named, out_dir: Path | None, kinds: tuple[str, ...], detector: Detector
 ) -> dict[str, Any]:
     """``result``'s record, its pictures written (overlays and heatmaps are drawn on the input,
-    read again: the stream keeps no full-resolution image)."""
+    read again: the stream keeps no full-resolution image). An input that vanished or changed
+    size since it was detected makes the record an ``InputError`` one."""
     record = result.to_dict()
     rgb: list[np.ndarray] = []
 
     def picture(kind: str) -> bytes:
         if kind != "mask" and not rgb:
             assert not isinstance(item.data, InputError)  # a result's input was read
-            rgb.append(quantize8(load_pixels(item.data, max_pixels=detector.max_pixels)))
+            try:
+                pixels = load_pixels(item.data, max_pixels=detector.max_pixels)
+            except InputError as exc:
+                raise InputError(f"{exc} (read again to draw its {kind})") from None
+            if pixels.shape[:2] != result.image_size:
+                raise InputError(
+                    f"{result.source}: changed while it was processed: detected at "
+                    f"{result.image_size[1]}x{result.image_size[0]}, now "
+                    f"{pixels.shape[1]}x{pixels.shape[0]} when read again to draw its {kind}"
+                )
+            rgb.append(quantize8(pixels))
         return render_png(result, kind, rgb[0] if rgb else None)
 
     if out_dir is None:
         return record
     for kind in kinds:
-        record |= write_output(out_dir, kind, item.key, partial(picture, kind))
+        try:
+            record |= write_output(out_dir, kind, item.key, partial(picture, kind))
+        except InputError as exc:
+            record |= {"error_type": "InputError", "error": str(exc)}
         if "error" in record:
             break
     return record

@@ -30,7 +30,8 @@ def threshold_at_fpr(negatives: np.ndarray, fpr: float) -> float:
         fpr: The largest share of negatives allowed at or above the threshold, in [0, 1].
 
     Returns:
-        A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr``; when every negative may
+        A threshold ``t`` in [0, 1] with ``mean(negatives >= t) <= fpr`` compared in float64 (as
+            the SDK compares; in float32 it may round onto a score); when every negative may
             pass, half the lowest score.
 
     Raises:
@@ -131,8 +132,8 @@ class Thresholds:
         reported = [
             k
             for k, name in enumerate(classes[1:])
-            if (artifact[k] >= self.classes[name] if name in self.classes
-                else k == top and 1.0 - probs[0] >= self.image)
+            if (float(artifact[k]) >= self.classes[name] if name in self.classes
+                else k == top and float(1.0 - probs[0]) >= self.image)  # in float64, as the mask
         ]  # fmt: skip
         if not reported:
             return classes[0]

@@ -888,6 +888,63 @@ def test_resume_refuses_another_model_at_the_same_path(image_dir, tiny_bundle, t
         run_batch(det, files, out, "jsonl", resume=True)
 
 
+def test_resume_accepts_the_same_model_by_another_path(image_dir, tiny_bundle, tmp_path):
+    model = tmp_path / "model.safetensors"
+    shutil.copyfile(tiny_bundle, model)
+    (tmp_path / "current.safetensors").symlink_to(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(model, device="cpu", batch_size=2)
+        via_link = Detector(tmp_path / "current.safetensors", device="cpu", batch_size=2)
+    files = discover([image_dir["root"]])
+    out = tmp_path / "out"
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "jsonl", progress=stop)
+    summary = run_batch(via_link, files, out, "jsonl", resume=True)  # compared by SHA-256
+    assert summary.ok == 3 and [Path(f).name for f, _ in summary.failed] == ["broken.jpg"]
+    assert len(_read_jsonl(out / "results.jsonl")) == 4
+
+
+@pytest.mark.parametrize("change", ["deleted", "resized"])
+def test_an_input_gone_or_changed_before_its_overlay_is_one_failure(tiny_bundle, tmp_path, change):
+    from ipad_sdk import runner
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        Image.fromarray(_image(40, 56, k)).save(folder / f"x{k}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = Detector(tiny_bundle, device="cpu", batch_size=1)
+    original = runner._save_outputs
+
+    def alter_then_save(result, item, *args):  # x1 changes after detection, before its overlay
+        if result.source.endswith("x1.png"):
+            if change == "deleted":
+                Path(result.source).unlink()
+            else:
+                Image.fromarray(_image(64, 80, 9)).save(result.source)
+        return original(result, item, *args)
+
+    runner._save_outputs = alter_then_save
+    try:
+        summary = run_batch(det, discover([folder]), tmp_path / "out", "jsonl", save_overlays=True)
+    finally:
+        runner._save_outputs = original
+    assert summary.ok == 2 and [Path(f).name for f, _ in summary.failed] == ["x1.png"]
+    records = {Path(r["source"]).name: r for r in _read_jsonl(tmp_path / "out" / "results.jsonl")}
+    assert records["x1.png"]["error_type"] == "InputError"
+    words = "file not found" if change == "deleted" else "changed while it was processed"
+    assert words in records["x1.png"]["error"] and "overlay" in records["x1.png"]["error"]
+    assert "error" not in records["x0.png"] and "error" not in records["x2.png"]
+    overlays = sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir())
+    assert overlays == ["x0.png.png", "x2.png.png"]
+
+
 def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):
     """SIGKILL an `ipad detect` subprocess mid-run, resume it, compare with a clean run."""
     import signal

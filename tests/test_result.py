@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ipad_sdk import Result
+from ipad_sdk.thresholds import Thresholds
 from ipad_sdk.visualize import CLASS_COLORS
 
 CLASSES = ("clean", "ghosting", "flare", "moire")
@@ -26,6 +27,30 @@ def _result(config, class_probs, pixel_probs=None, image_size=(48, 80), **change
     if pixel_probs is None:
         pixel_probs = _constant_planes([0.25, 0.25, 0.25, 0.25])
     return Result.from_probs(np.asarray(class_probs), pixel_probs, config, image_size)
+
+
+def test_thresholds_between_neighbouring_float32_scores_keep_the_lower_one_out(config):
+    # a calibrated threshold sits midway between two scores; when they are neighbouring float32
+    # values a float32 comparison would round it onto the lower one and flag it too
+    low = np.float32(0.75)
+    high = np.nextafter(low, np.float32(1))
+    midway = (float(low) + float(high)) / 2
+    clean = np.float32(1) - high  # artifact score 1 - clean == high, exactly, in float32
+    assert np.float32(1) - clean == high
+    heatmap = np.full((S, S), low, np.float32)
+    heatmap[: S // 2] = high
+    planes = np.stack([1 - heatmap, heatmap / 3, heatmap / 3, heatmap / 3]).astype(np.float32)
+    probs = np.array([clean, 0.0, 1 - clean, 0.0], np.float32)
+    r = Result.from_probs(probs, planes, config.replace(image_threshold=midway,
+                          pixel_threshold=midway), (S, S))  # fmt: skip
+    assert r.label == "flare"  # its score is the higher one
+    assert r.mask[: S // 2].all() and not r.mask[S // 2 :].any()
+    below = np.array([1 - low, 0.0, low, 0.0], np.float32)
+    assert (
+        Result.from_probs(below, planes, config.replace(image_threshold=midway), (S, S)).label
+        == "clean"
+    )
+    assert Thresholds(classes={"flare": midway}).label(below, config.classes) == "clean"
 
 
 # --------------------------------------------------------------------------------------------------

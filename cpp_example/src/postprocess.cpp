@@ -33,13 +33,13 @@ Detection detection_from_probs(const float* class_probs, const float* pixel_prob
     for (float& v : d.heatmap) v = std::clamp(v, 0.0f, 1.0f);
   }
 
-  // numpy compares a float32 array with a Python float in float32.
-  const float threshold = static_cast<float>(config.pixel_threshold);
+  // In double, as the SDK compares: a float comparison would round the threshold (midway between
+  // two calibration scores) onto one of them.
   d.mask.assign(d.heatmap.size(), 0);
   std::size_t inside = 0;
   if (d.is_artifact) {
     for (std::size_t i = 0; i < d.heatmap.size(); ++i) {
-      d.mask[i] = d.heatmap[i] >= threshold;
+      d.mask[i] = static_cast<double>(d.heatmap[i]) >= config.pixel_threshold;
       inside += d.mask[i];
     }
   }
