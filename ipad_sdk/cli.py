@@ -242,6 +242,7 @@ def _check_rate(value: float | None, option: str) -> None:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate, score_files, write_plot, write_thresholds
+    from .outputs import output_error
 
     _check_rate(args.fpr, "--fpr")
     _check_rate(args.pixel_fpr, "--pixel-fpr")
@@ -260,12 +261,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if clean.scores.size == 0:
         raise UsageError(f"--clean {args.clean}: none of its images could be read")
     cal = calibrate(detector.config, clean, artifacts, args.fpr, args.pixel_fpr)
-    write_thresholds(args.model, detector.config, cal)
+    plot = args.plot or Path(args.model).with_name(Path(args.model).stem + ".calibration.png")
+    try:  # the plot first: a plot that cannot be written leaves the model as it was
+        plotted = write_plot(plot, cal, clean, artifacts)
+    except OSError as exc:
+        raise output_error(exc, plot, "; the model was not changed") from None
+    try:
+        write_thresholds(args.model, detector.config, cal)
+    except OSError as exc:
+        raise output_error(exc, args.model, "; the model is unchanged") from None
     for line in cal.summary():
         print(line)
     print(f"wrote the thresholds into {args.model}")
-    plot = args.plot or Path(args.model).with_name(Path(args.model).stem + ".calibration.png")
-    print(write_plot(plot, cal, clean, artifacts))
+    print(plotted)
     return EXIT_OK
 
 

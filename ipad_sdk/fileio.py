@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -59,11 +60,19 @@ def temp_path_beside(path: Path) -> Path:
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` and rename ``tmp`` onto ``path``; on any failure remove ``tmp``."""
-    tmp = temp_path_beside(path)
+    """Call ``write(tmp)`` and rename ``tmp`` onto ``path``; on any failure remove ``tmp``.
+
+    A symbolic link is written through: the file it points to is replaced, keeping the link (a
+    model in place, ``current.safetensors -> v3.safetensors``). An existing file keeps its
+    permission bits; a hard link to it keeps the old contents (a rename cannot update both).
+    """
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    tmp = temp_path_beside(target)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        if target.exists():
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

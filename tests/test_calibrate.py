@@ -74,6 +74,34 @@ def test_calibrates_a_bundle_in_place(tiny_bundle, folders, tmp_path, capsys):
         assert image.format == "PNG"
 
 
+def test_a_linked_model_is_calibrated_through_its_link_keeping_its_mode(tiny_bundle, folders,
+                                                                       tmp_path):  # fmt: skip
+    real = shutil.copy(tiny_bundle, tmp_path / "v3.safetensors")
+    Path(real).chmod(0o640)
+    link = tmp_path / "current.safetensors"
+    link.symlink_to("v3.safetensors")
+    code = main(["calibrate", str(link), "--clean", str(tmp_path / "clean"), "--fpr", "0.25",
+                 "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    assert link.is_symlink() and link.resolve() == Path(real).resolve()
+    assert (
+        read_bundle_config(real).image_threshold != read_bundle_config(tiny_bundle).image_threshold
+    )
+    assert Path(real).stat().st_mode & 0o777 == 0o640
+
+
+def test_an_unwritable_plot_is_an_output_error_that_leaves_the_model(tiny_bundle, folders,
+                                                                     tmp_path, capsys):  # fmt: skip
+    model = shutil.copy(tiny_bundle, tmp_path / "m.safetensors")
+    (tmp_path / "plots").mkdir()
+    code = main(["calibrate", str(model), "--clean", str(tmp_path / "clean"), "--plot",
+                 str(tmp_path / "plots"), "--device", "cpu"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'plots'}: cannot write output" in err and "model was not changed" in err
+    assert Path(model).read_bytes() == Path(tiny_bundle).read_bytes()
+
+
 def test_same_flags_whatever_the_batch_size_and_thread_count(tiny_bundle, folders, tmp_path):
     """The fresh-clone failure of issue 20, end to end: calibrated with one batch size and thread
     count, applied with others, the same photos are flagged."""
