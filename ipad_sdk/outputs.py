@@ -146,7 +146,10 @@ class RecordWriter:
             self._fh = _StdoutProxy()
         elif fmt != "parquet":
             self._tmp = temp_path_beside(path)
-            self._fh = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            # a file name that is not UTF-8 (legal on Linux) is written as its bytes
+            self._fh = open(  # noqa: SIM115
+                self._tmp, "w", newline="", encoding="utf-8", errors="surrogateescape"
+            )
         self._csv = None
         if fmt == "csv" and self._fh is not None:
             self._csv = csv.DictWriter(self._fh, fieldnames=self._columns, extrasaction="ignore")

@@ -945,6 +945,20 @@ def test_an_input_gone_or_changed_before_its_overlay_is_one_failure(tiny_bundle,
     assert overlays == ["x0.png.png", "x2.png.png"]
 
 
+def test_a_file_name_that_is_not_utf8_is_written_to_csv_as_its_bytes(tiny_bundle, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_image(40, 56, 1)).save(folder / "ok.png")
+    Image.fromarray(_image(40, 56, 2)).save(os.fsencode(folder) + b"/caf\xe9.png")  # Latin-1 name
+    out = tmp_path / "out"
+    code = main(["detect", str(folder), "-m", str(tiny_bundle), "-o", str(out), "--format", "csv",
+                 "--device", "cpu", "-q"])  # fmt: skip
+    assert code == 0
+    rows = (out / "results.csv").read_bytes().splitlines()[1:]
+    names = sorted(os.path.basename(row.split(b",")[0]) for row in rows)
+    assert names == [b"caf\xe9.png", b"ok.png"]  # the name as the file system holds it
+
+
 def test_resume_after_killing_a_real_process(tiny_bundle, tmp_path):
     """SIGKILL an `ipad detect` subprocess mid-run, resume it, compare with a clean run."""
     import signal
