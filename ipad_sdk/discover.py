@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .outputs import PICTURES
 from .video import VIDEO_SUFFIXES
 
 IMAGE_SUFFIXES = frozenset(
@@ -19,10 +20,12 @@ def discover(
     paths: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
 ) -> list[Path]:
     """Files named in ``paths`` (always kept, whatever their suffix) plus, for each folder, the
-    image and video files below it (see :func:`_image_files`; the folder ``exclude``, the output
-    folder, is never searched). A file reached twice (also through another spelling of its path or a
-    symlinked folder) is kept once, at its first place."""
-    skip = Path(exclude).resolve() if exclude is not None else None
+    image and video files below it (see :func:`_image_files`; below ``exclude``, the output folder,
+    the run's own picture folders ``masks/``, ``overlays/`` and ``heatmaps/`` are never searched,
+    while an input folder inside it is). A file reached twice (also through another spelling of its
+    path or a symlinked folder) is kept once, at its first place."""
+    out = Path(exclude).resolve() if exclude is not None else None
+    skip = frozenset(out / f"{kind}s" for kind in PICTURES) if out is not None else frozenset()
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -36,10 +39,10 @@ def discover(
     return list(unique.values())
 
 
-def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
+def _image_files(folder: Path, skip: frozenset[Path]) -> Iterator[Path]:
     """Image and video files below ``folder`` by suffix, sorted, hidden entries skipped, not
-    below ``skip``. Symlinked folders are followed, each real folder searched once (a link back
-    up, a loop, ends there)."""
+    below a folder of ``skip``. Symlinked folders are followed, each real folder searched once (a
+    link back up, a loop, ends there)."""
     seen: set[tuple[int, int]] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         try:
@@ -48,7 +51,8 @@ def _image_files(folder: Path, skip: Path | None) -> Iterator[Path]:
             dirs[:] = []
             continue
         where = (info.st_dev, info.st_ino)
-        if where in seen or (skip is not None and Path(root).resolve().is_relative_to(skip)):
+        real = Path(root).resolve()
+        if where in seen or any(real.is_relative_to(picture) for picture in skip):
             dirs[:] = []
             continue
         seen.add(where)

@@ -626,6 +626,21 @@ def test_out_folder_inside_an_input_folder_is_never_an_input(image_dir, tiny_bun
     assert discover([out / "masks"], exclude=out) == []
 
 
+def test_an_input_folder_inside_the_out_folder_is_searched(tiny_bundle, tmp_path):
+    project = tmp_path / "project"
+    (project / "photos").mkdir(parents=True)
+    for k in range(2):
+        Image.fromarray(_image(40, 56, k)).save(project / "photos" / f"p{k}.png")
+    args = ["detect", str(project / "photos"), "-m", str(tiny_bundle), "-o", str(project),
+            "--save-masks", "--save-overlays", "--device", "cpu", "-q"]  # fmt: skip
+    for _ in range(2):  # the second run does not take the first run's pictures for inputs
+        assert main(args) == 0
+        records = _read_jsonl(project / "results.jsonl")
+        assert [Path(r["source"]).name for r in records] == ["p0.png", "p1.png"]
+    assert discover([project], exclude=project) == [project / "photos" / "p0.png",
+                                                    project / "photos" / "p1.png"]  # fmt: skip
+
+
 # -- output-side failures -----------------------------------------------------------------------
 
 
