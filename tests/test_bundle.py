@@ -110,12 +110,32 @@ def _bad_files(tiny_bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     wider = dict(config, clip_config=dict(config["clip_config"], embed_dim=32))
     shape = dict(header, __metadata__=dict(meta, **{CONFIG_KEY: json.dumps(wider)}))
     cases["shape"] = (_write_raw(tmp / "shape.safetensors", shape, body), "shape")
+
+    def nested(name: str, change: dict, match: str) -> None:  # a changed clip_config.vision_cfg
+        clip = dict(config["clip_config"])
+        clip["vision_cfg"] = dict(clip["vision_cfg"], **change)
+        bad = dict(header, __metadata__=dict(meta, **{CONFIG_KEY: json.dumps(
+            dict(config, clip_config=clip))}))  # fmt: skip
+        cases[name] = (_write_raw(tmp / f"{name}.safetensors", bad, body), match)
+
+    nested("unknown-key", {"head_w8dth": 32}, "invalid clip_config.*head_w8dth")
+    nested("head-width", {"head_width": 7}, "invalid clip_config")
+    nested("mlp-ratio", {"mlp_ratio": "x"}, "invalid clip_config")
+    no_gelu = dict(config, clip_config={k: v for k, v in config["clip_config"].items()
+                                        if k != "quick_gelu"})  # fmt: skip
+    cases["no-quick-gelu"] = (
+        _write_raw(tmp / "no-quick-gelu.safetensors",
+                   dict(header, __metadata__=dict(meta, **{CONFIG_KEY: json.dumps(no_gelu)})),
+                   body),
+        "quick_gelu must be true or false",
+    )  # fmt: skip
     return cases
 
 
 BAD = [
     "empty", "random-bytes", "truncated-header", "truncated-body", "onnx-like", "foreign",
-    "bad-json", "future", "mismatch", "shape",
+    "bad-json", "future", "mismatch", "shape", "unknown-key", "head-width", "mlp-ratio",
+    "no-quick-gelu",
 ]  # fmt: skip
 
 

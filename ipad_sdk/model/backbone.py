@@ -122,7 +122,9 @@ def vision_tower_from_config(clip_config: dict[str, Any]) -> Any:
     from open_clip.model import _build_vision_tower
 
     visual = _build_vision_tower(
-        clip_config["embed_dim"], clip_config["vision_cfg"], quick_gelu=clip_config["quick_gelu"]
+        clip_config["embed_dim"],
+        clip_config["vision_cfg"],
+        quick_gelu=clip_config["quick_gelu"],
     )
     check_vision_tower(visual, "clip_config")
     return apply_stem(visual, clip_config.get("stem", "patch"))

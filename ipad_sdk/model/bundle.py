@@ -68,7 +68,14 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     # Build on the meta device (no random init of hundreds of millions of weights), then take the
     # stored tensors as they are.
     with torch.device("meta"):
-        model = IpadClip(vision_tower_from_config(config.clip_config), config)
+        try:
+            tower = vision_tower_from_config(config.clip_config)
+        except (TypeError, ValueError, KeyError, AssertionError) as exc:  # open_clip's own checks
+            detail = str(exc) or type(exc).__name__
+            raise ModelError(
+                f"{name}: invalid clip_config, open_clip cannot build it: {detail}"
+            ) from None
+        model = IpadClip(tower, config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
