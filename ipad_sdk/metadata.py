@@ -283,9 +283,9 @@ class ModelConfig:
         for key, (value, limit) in sizes.items():
             if not _is_int(value) or not 0 < value <= limit:
                 fail(f"clip_config.{key} must be an integer in 1..{limit}, got {_short(value)}")
-        if not isinstance(self.clip_config.get("quick_gelu"), bool):
+        if not isinstance(self.clip_config.get("quick_gelu", False), bool):  # bundles need it
             fail(f"clip_config.quick_gelu must be true or false, got "
-                 f"{_short(self.clip_config.get('quick_gelu'))}")  # fmt: skip
+                 f"{_short(self.clip_config['quick_gelu'])}")  # fmt: skip
         stem = self.clip_config.get("stem", "patch")
         if stem not in ("patch", "conv"):
             fail(f"clip_config.stem must be 'patch' or 'conv', got {_short(stem)}")

@@ -127,7 +127,7 @@ def _bad_files(tiny_bundle: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         _write_raw(tmp / "no-quick-gelu.safetensors",
                    dict(header, __metadata__=dict(meta, **{CONFIG_KEY: json.dumps(no_gelu)})),
                    body),
-        "quick_gelu must be true or false",
+        "invalid clip_config, open_clip cannot build it: no 'quick_gelu'",
     )  # fmt: skip
     return cases
 

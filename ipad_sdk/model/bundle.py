@@ -71,7 +71,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         try:
             tower = vision_tower_from_config(config.clip_config)
         except (TypeError, ValueError, KeyError, AssertionError) as exc:  # open_clip's own checks
-            detail = str(exc) or type(exc).__name__
+            detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
             raise ModelError(
                 f"{name}: invalid clip_config, open_clip cannot build it: {detail}"
             ) from None
