@@ -84,7 +84,7 @@ def parse_json(text: str | bytes, source: str, what: str, invalid: str | None = 
         data = json.loads(text)
     except RecursionError:  # far deeper than the limit
         raise too_deep from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # also an integer of over 4,300 digits, refused by int()
         raise ModelError(f"{source}: {invalid or f'{what} is not valid JSON: {exc}'}") from None
     level = [data] if isinstance(data, (dict, list)) else []
     for _ in range(MAX_JSON_DEPTH):  # level: the containers one level further down

@@ -56,8 +56,8 @@ class TilingSpec:
             raise ValueError(f"tiling overlap must be in [0, 1), got {self.overlap}")
         if self.max_tiles < 1:
             raise ValueError(f"tiling max_tiles must be >= 1, got {self.max_tiles}")
-        if self.min_side < 1.0:
-            raise ValueError(f"tiling min_side must be >= 1, got {self.min_side}")
+        if not (math.isfinite(self.min_side) and self.min_side >= 1.0):  # NaN fails every test
+            raise ValueError(f"tiling min_side must be a finite number >= 1, got {self.min_side}")
         if self.image_rule not in IMAGE_RULES:
             raise ValueError(f"tiling image_rule must be one of {IMAGE_RULES}, got "
                              f"{self.image_rule!r}")  # fmt: skip

@@ -200,6 +200,14 @@ def _engine(tmp_path: Path, **changes: object) -> Path:
     return plan
 
 
+def test_an_integer_too_long_for_python_to_read_is_a_model_error(tmp_path):
+    plan = _engine(tmp_path, extra="HUGE")
+    sidecar = Path(f"{plan}.json")
+    sidecar.write_text(sidecar.read_text().replace('"HUGE"', "1" * 5000))  # over 4,300 digits
+    with pytest.raises(ModelError, match="m.plan.json: engine metadata is not valid JSON"):
+        read_engine_metadata(plan)
+
+
 def test_engine_sidecars_are_checked_against_the_schema(tmp_path):
     assert read_engine_metadata(_engine(tmp_path))[0] == _config()
     bad_size = {"plan_bytes": "4", "plan_sha256": hashlib.sha256(b"plan").hexdigest()}

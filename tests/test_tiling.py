@@ -129,7 +129,19 @@ def test_spec_parsing():
     assert TilingSpec.parse("auto") == TilingSpec()
     spec = TilingSpec.parse("scale=0.5, overlap=0.5,max_tiles=9,image_rule=max")
     assert spec == TilingSpec(scale=0.5, overlap=0.5, max_tiles=9, image_rule="max")
-    for bad in ("scale=2", "overlap=1", "tiles=3", "scale", "image_rule=vote", "scale=x"):
+    for bad in (
+        "scale=2",
+        "overlap=1",
+        "tiles=3",
+        "scale",
+        "image_rule=vote",
+        "scale=x",
+        "min_side=nan",
+        "min_side=inf",
+        "min_side=0.5",
+        "scale=nan",
+        "overlap=nan",
+    ):
         with pytest.raises(ValueError, match="tiling"):
             TilingSpec.parse(bad)
 
