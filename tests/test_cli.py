@@ -853,6 +853,16 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_outputs(
     assert _outputs(out) == _outputs(reference)  # same results file, masks and overlays
 
 
+def _interrupt_after_one_batch(det: Detector, files: list[Path], out: Path, **options) -> None:
+    """A JSONL run into ``out`` stopped (as by Ctrl-C) once its first batch is written."""
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(det, files, out, "jsonl", progress=stop, **options)
+
+
 def test_resume_refuses_another_runs_journal(image_dir, tiny_bundle, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -860,11 +870,7 @@ def test_resume_refuses_another_runs_journal(image_dir, tiny_bundle, tmp_path):
     files = discover([image_dir["root"]])
     out = tmp_path / "out"
 
-    def stop(n: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(det, files, out, "jsonl", save_masks=True, progress=stop)
+    _interrupt_after_one_batch(det, files, out, save_masks=True)
     with pytest.raises(ResumeError, match="other settings"):
         run_batch(det, files, out, "jsonl", save_masks=False, resume=True)
     with pytest.raises(ValueError, match="output folder"):
@@ -885,11 +891,7 @@ def test_resume_refuses_another_model_at_the_same_path(image_dir, tiny_bundle, t
     files = discover([image_dir["root"]])
     out = tmp_path / "out"
 
-    def stop(n: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(det, files, out, "jsonl", progress=stop)
+    _interrupt_after_one_batch(det, files, out)
     save_bundle(build_ipad_clip(TINY_BACKBONE, seed=1, description="another model"), model)
     code = main(["detect", str(image_dir["root"]), "-m", str(model), "-o", str(out), "--resume",
                  "--batch-size", "2", "--device", "cpu", "-q"])  # fmt: skip
@@ -914,11 +916,7 @@ def test_resume_accepts_the_same_model_by_another_path(image_dir, tiny_bundle, t
     files = discover([image_dir["root"]])
     out = tmp_path / "out"
 
-    def stop(n: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(det, files, out, "jsonl", progress=stop)
+    _interrupt_after_one_batch(det, files, out)
     summary = run_batch(via_link, files, out, "jsonl", resume=True)  # compared by SHA-256
     assert summary.ok == 3 and [Path(f).name for f, _ in summary.failed] == ["broken.jpg"]
     assert len(_read_jsonl(out / "results.jsonl")) == 4
